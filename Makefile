@@ -1,0 +1,43 @@
+# The two commands of the README:
+#   make book   create .venv if needed, install bnguide with the book extras, build _build/html
+#   make test   the same environment plus test extras, then every test and every notebook
+# TORCH_SPEC chooses the PyTorch to install first (the default is the CPU build on this machine;
+# e.g. TORCH_SPEC="torch" on a machine where a CUDA build is wanted).
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.bnguide-installed
+
+.PHONY: book test env lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/pip install --quiet -e ".[book,test]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build -W -n --keep-going --all .
+	@echo "The book is built: open $(CURDIR)/_build/html/index.html in a browser."
+
+# Each stage prints how long it took. The book build runs first: it fills the experiment cache,
+# so nbval's second execution of every notebook computes no experiment again.
+define timed
+	@t0=$$(date +%s); $(2); rc=$$?; echo "==> stage '$(1)' took $$(( $$(date +%s) - t0 )) s"; exit $$rc
+endef
+
+test: $(STAMP)
+	$(call timed,lint,$(BIN)/ruff check bnguide tests)
+	$(call timed,book build,$(BIN)/jupyter-book build -W -n --keep-going --all .)
+	$(call timed,pytest (unit tests + notebooks),$(BIN)/python -m pytest -q)
+
+lint: $(STAMP)
+	$(BIN)/ruff check bnguide tests
+
+clean:
+	rm -rf _build

@@ -1,0 +1,119 @@
+"""A result cache for experiments, keyed by the experiment, its config and the code version.
+
+The book runs every notebook twice in CI (once to build the site, once under nbval) and readers
+re-run notebooks; :func:`cached_run` makes each experiment compute once. Results are pickled to
+``<cache root>/results/`` (``$BNGUIDE_CACHE/results`` when ``BNGUIDE_CACHE`` is set, else
+``~/.cache/bnguide/results`` on Linux). Clear it with ``python -m bnguide cache clear`` or
+:func:`clear_cache`; set ``BNGUIDE_NO_CACHE=1`` to bypass it.
+
+The code version is a hash of every ``.py`` file of the installed bnguide package, so any change
+to the package invalidates every cached result: a stale result can never be shown.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import os
+import pickle
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bnguide.paths import cache_root
+
+__all__ = ["cached_run", "cache_dir", "cache_key", "clear_cache", "code_version"]
+
+R = TypeVar("R")
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the source of every module of the bnguide package (12 hex digits)."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE_DIR.rglob("*.py")):
+        digest.update(str(path.relative_to(_PACKAGE_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def cache_dir() -> Path:
+    """The folder holding cached results (not created here)."""
+    return cache_root() / "results"
+
+
+def cache_key(run: Callable[..., Any], config: Any) -> str:
+    """The file stem under which ``run(config)`` is cached.
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a dataclass instance (its ``repr`` must describe it fully).
+    """
+    if not dataclasses.is_dataclass(config) or isinstance(config, type):
+        raise TypeError(
+            f"cached_run needs a dataclass config instance, got {type(config).__name__}. "
+            "Wrap the experiment's settings in its Config dataclass."
+        )
+    name = f"{run.__module__}.{run.__qualname__}"
+    text = f"{name}|{config!r}|{code_version()}"
+    short = run.__module__.rsplit(".", 1)[-1]
+    return f"{short}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+
+def cached_run(run: Callable[[Any], R], config: Any, *, refresh: bool = False) -> R:
+    """Return ``run(config)``, computing it only if no cached result exists.
+
+    Parameters
+    ----------
+    run : callable
+        An experiment's ``run`` function (``bnguide.experiments.<name>.run``).
+    config : dataclass instance
+        Its configuration. Two configs with equal ``repr`` share a result.
+    refresh : bool
+        Recompute and overwrite the cached result.
+
+    Returns
+    -------
+    The experiment's Result, freshly computed or loaded from ``cache_dir()``.
+    """
+    path = cache_dir() / f"{cache_key(run, config)}.pkl"
+    use_cache = os.environ.get("BNGUIDE_NO_CACHE", "") in ("", "0")
+    if use_cache and not refresh and path.is_file():
+        try:
+            with open(path, "rb") as f:
+                return pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
+            path.unlink(missing_ok=True)  # unreadable entry (e.g. an interrupted old write)
+    result = run(config)
+    if use_cache:
+        _atomic_pickle(result, path)
+    return result
+
+
+def _atomic_pickle(obj: Any, path: Path) -> None:
+    # Write to a temporary file in the same folder and rename it: a reader never sees half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def clear_cache() -> int:
+    """Delete every cached result; return how many files were removed."""
+    folder = cache_dir()
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.glob("*.pkl"):
+        path.unlink()
+        removed += 1
+    return removed

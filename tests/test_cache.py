@@ -1,0 +1,88 @@
+"""bnguide.cache: compute once per (config, code version), atomic writes, clear errors."""
+
+import dataclasses
+import pickle
+
+import pytest
+
+from bnguide import cache
+
+CALLS = []
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    steps: int = 3
+
+
+def run(config):
+    CALLS.append(config)
+    return {"value": config.steps * 2}
+
+
+@pytest.fixture(autouse=True)
+def private_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("BNGUIDE_CACHE", str(tmp_path))
+    monkeypatch.delenv("BNGUIDE_NO_CACHE", raising=False)
+    CALLS.clear()
+
+
+def test_second_call_loads_instead_of_computing():
+    assert cache.cached_run(run, Config()) == {"value": 6}
+    assert cache.cached_run(run, Config()) == {"value": 6}
+    assert CALLS == [Config()]
+    assert cache.cached_run(run, Config(steps=4)) == {"value": 8}
+    assert len(CALLS) == 2
+
+
+def test_refresh_and_no_cache_recompute(monkeypatch):
+    cache.cached_run(run, Config())
+    cache.cached_run(run, Config(), refresh=True)
+    monkeypatch.setenv("BNGUIDE_NO_CACHE", "1")
+    cache.cached_run(run, Config())
+    assert len(CALLS) == 3
+
+
+def test_key_depends_on_code_version(monkeypatch):
+    key = cache.cache_key(run, Config())
+    monkeypatch.setattr(cache, "code_version", lambda: "something-else")
+    assert cache.cache_key(run, Config()) != key
+
+
+def test_a_corrupt_entry_is_recomputed_not_returned(tmp_path):
+    cache.cached_run(run, Config())
+    (entry,) = cache.cache_dir().glob("*.pkl")
+    entry.write_bytes(b"half a pick")
+    assert cache.cached_run(run, Config()) == {"value": 6}
+    assert len(CALLS) == 2
+    with open(entry, "rb") as f:
+        assert pickle.load(f) == {"value": 6}
+
+
+def test_failed_run_leaves_nothing_behind():
+    def failing(config):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        cache.cached_run(failing, Config())
+    assert not cache.cache_dir().exists() or list(cache.cache_dir().iterdir()) == []
+
+
+def test_unpicklable_result_leaves_no_temporary_file():
+    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
+        cache.cached_run(lambda c: (lambda: None), Config())
+    assert list(cache.cache_dir().iterdir()) == []
+
+
+def test_config_must_be_a_dataclass_instance():
+    with pytest.raises(TypeError, match="needs a dataclass config instance, got dict"):
+        cache.cached_run(run, {"steps": 3})
+    with pytest.raises(TypeError, match="dataclass config instance"):
+        cache.cached_run(run, Config)
+
+
+def test_clear_cache_counts_removed_files():
+    cache.cached_run(run, Config(1))
+    cache.cached_run(run, Config(2))
+    assert cache.clear_cache() == 2
+    assert cache.clear_cache() == 0
