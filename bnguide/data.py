@@ -292,9 +292,7 @@ def _cached_arrays(name: str, split: str, data_dir: str | None) -> tuple[np.ndar
     images = parse_idx(files[_FILE_STEMS[(split, "images")]], expected_magic=2051)
     labels = parse_idx(files[_FILE_STEMS[(split, "labels")]], expected_magic=2049)
     if len(images) != len(labels):
-        raise CorruptFileError(
-            f"{name} {split}: {len(images)} images but {len(labels)} labels."
-        )
+        raise CorruptFileError(f"{name} {split}: {len(images)} images but {len(labels)} labels.")
     return images, labels
 
 

@@ -70,7 +70,7 @@ def test_failed_run_leaves_nothing_behind():
 
 def test_unpicklable_result_leaves_no_temporary_file():
     with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
-        cache.cached_run(lambda c: (lambda: None), Config())
+        cache.cached_run(lambda c: lambda: None, Config())
     assert list(cache.cache_dir().iterdir()) == []
 
 

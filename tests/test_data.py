@@ -79,7 +79,8 @@ def test_standardize_uses_training_statistics():
 
 
 def test_unknown_dataset_lists_the_known_ones():
-    with pytest.raises(ValueError, match="Unknown dataset 'cifar10'. Known datasets: 'mnist', 'fashion-mnist'"):
+    expected = "Unknown dataset 'cifar10'. Known datasets: 'mnist', 'fashion-mnist'"
+    with pytest.raises(ValueError, match=expected):
         data.load("cifar10")
     with pytest.raises(ValueError, match="Unknown dataset"):
         data.fetch("MNIST")
@@ -113,7 +114,8 @@ def test_download_over_http_is_verified_and_cached(no_local_data, http_folder, t
     for f in FILES:
         shutil.copy(LOCAL / "mnist" / f, folder / f)
     cache = tmp_path / "cache"
-    paths = data.fetch("mnist", cache_dir=cache, urls=(_closed_port_url(), url))  # first mirror down
+    # The first mirror is down: the second one is used.
+    paths = data.fetch("mnist", cache_dir=cache, urls=(_closed_port_url(), url))
     assert sorted(p.name for p in cache.iterdir()) == sorted(FILES)
     images = data.parse_idx(paths["t10k-images-idx3-ubyte.gz"], expected_magic=2051)
     assert images.shape == (10_000, 28, 28)
@@ -140,7 +142,8 @@ def test_local_copy_with_wrong_hash_is_rejected(monkeypatch, tmp_path):
     target.chmod(0o644)
     target.write_bytes(target.read_bytes()[:-10])
     monkeypatch.setenv("BNGUIDE_DATA", str(tmp_path))
-    with pytest.raises(CorruptFileError, match="t10k-labels-idx1-ubyte.gz' has SHA-256 .* expected"):
+    expected = "t10k-labels-idx1-ubyte.gz' has SHA-256 .* expected"
+    with pytest.raises(CorruptFileError, match=expected):
         data.fetch("mnist")
 
 

@@ -1,6 +1,5 @@
 """The project's own files: environment.yml agrees with pyproject.toml, experiments register."""
 
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -9,10 +8,17 @@ import yaml
 import bnguide
 from bnguide import experiments
 
+try:
+    import tomllib  # Python 3.11+
+except ModuleNotFoundError:  # pragma: no cover
+    tomllib = None
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pyproject_requirements() -> set[str]:
+    if tomllib is None:
+        pytest.skip("reading pyproject.toml needs Python 3.11+")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     reqs = set(project["dependencies"])
     for extra in project["optional-dependencies"].values():

@@ -1,1 +1,1 @@
-"""Plotting helpers: each takes an experiment's Result (and an optional ``ax``) and returns the Axes."""
+"""Plotting helpers: each takes an experiment's Result and an optional ``ax``, returns the Axes."""
