@@ -8,6 +8,8 @@ re-run notebooks; :func:`cached_run` makes each experiment compute once. Results
 
 The code version is a hash of every ``.py`` file of the installed bnguide package, so any change
 to the package invalidates every cached result: a stale result can never be shown.
+
+Used by every notebook of the book (see *Run it yourself* in :doc:`/book/intro`).
 """
 
 from __future__ import annotations

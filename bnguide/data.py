@@ -7,8 +7,9 @@ Files are found, in this order:
 2. otherwise downloaded once with :mod:`pooch` from the canonical locations into
    ``<cache root>/data/<name>/`` (see :func:`bnguide.paths.cache_root`).
 
-Every file is checked against the SHA-256 registry below before it is parsed. Used by every
-chapter that trains on MNIST, starting with the chapter *The data*.
+Every file is checked against the SHA-256 registry below before it is parsed.
+
+Used in :doc:`/book/data`, and by every chapter that trains on MNIST or Fashion-MNIST.
 """
 
 from __future__ import annotations
@@ -318,6 +319,8 @@ def load(
     limit: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a split as tensors ready for training.
+
+    The chapter :doc:`/book/data` shows what it returns.
 
     Parameters
     ----------

@@ -1,0 +1,194 @@
+"""The deep linear network of Santurkar et al. (2018): 25 layers of 10x10 matrices, no biases.
+
+The task is regression onto a random linear map: the loss is
+:math:`\\sum_{n} \\lVert W_{25}\\cdots W_1 x_n - A x_n\\rVert^2` over 1000 Gaussian samples
+:math:`x_n`, with a Gaussian matrix :math:`A`, trained by full-batch gradient descent from a
+Glorot initialisation. Any function of the product is linear, so every difficulty of training
+comes from depth alone: it is the cleanest place to look at how a normalization layer changes
+the optimization. A normalization layer (BN or an Lp norm, all using full-batch statistics)
+follows each linear layer except the last, so that the output can take any scale.
+
+Used in chapters *Why BN works: internal covariate shift* and *Why BN works: a smoother
+landscape*; :func:`unit_moment_sensitivity` is the demo of *Why BN works: interdependency*.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from bnguide.lp_norm import LpNorm1d
+
+__all__ = [
+    "NORMS",
+    "DeepLinearNet",
+    "layer_groups",
+    "make_problem",
+    "sum_squared_error",
+    "unit_moment_sensitivity",
+]
+
+# norm name -> p of the Lp normalization (None: batch norm itself)
+NORMS = ("none", "bn", "l1", "l2", "linf")
+_P = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
+
+
+def make_problem(
+    n_samples: int = 1000, dim: int = 10, *, seed: int = 0, dtype: torch.dtype = torch.float32
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Draw the regression problem: inputs, targets and the target map.
+
+    Parameters
+    ----------
+    n_samples, dim : int
+        1000 samples of dimension 10 in the paper.
+    seed : int
+        Seeds a private generator (the global RNG is left alone).
+
+    Returns
+    -------
+    x : Tensor
+        ``(n_samples, dim)`` standard Gaussian inputs.
+    target : Tensor
+        ``(n_samples, dim)``, ``x @ A.T``.
+    A : Tensor
+        ``(dim, dim)`` standard Gaussian matrix.
+    """
+    if n_samples < 2 or dim < 1:
+        raise ValueError(
+            f"need n_samples >= 2 (batch statistics) and dim >= 1, got {n_samples}, {dim}."
+        )
+    gen = torch.Generator().manual_seed(seed)
+    A = torch.randn(dim, dim, generator=gen, dtype=dtype)  # (d, d)
+    x = torch.randn(n_samples, dim, generator=gen, dtype=dtype)  # (N, d)
+    return x, x @ A.T, A
+
+
+def _make_norm(norm: str, dim: int, eps: float) -> nn.Module:
+    if norm == "bn":
+        # full-batch statistics in both modes: nothing to track
+        return nn.BatchNorm1d(dim, eps=eps, track_running_stats=False)
+    return LpNorm1d(dim, p=_P[norm], eps=eps, track_running_stats=False)
+
+
+class DeepLinearNet(nn.Module):
+    """A product of ``depth`` square matrices, optionally with a normalization after each.
+
+    Parameters
+    ----------
+    depth : int
+        Number of linear layers (25 in the paper).
+    dim : int
+        Width of every layer (10 in the paper).
+    norm : {"none", "bn", "l1", "l2", "linf"}
+        The layer inserted after each linear layer but the last.
+    eps : float
+        The normalization layers' epsilon.
+    seed : int
+        Seeds the Glorot-uniform initialisation (a private generator).
+
+    Shape
+    -----
+    input ``(N, dim)``, output ``(N, dim)``. Parameter names: ``layers.<i>.weight`` (each
+    ``(dim, dim)``) and ``norms.<i>.weight`` / ``norms.<i>.bias`` (gamma, beta).
+    """
+
+    def __init__(
+        self, depth: int = 25, dim: int = 10, norm: str = "none", *, eps: float = 1e-5, seed=0
+    ) -> None:
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"Unknown norm {norm!r}. Use one of: {', '.join(map(repr, NORMS))}.")
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, got {depth}.")
+        self.depth, self.dim, self.norm = depth, dim, norm
+        self.layers = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in range(depth))
+        n_norms = 0 if norm == "none" else depth - 1
+        self.norms = nn.ModuleList(_make_norm(norm, dim, eps) for _ in range(n_norms))
+        gen = torch.Generator().manual_seed(seed)
+        bound = (6.0 / (dim + dim)) ** 0.5  # Glorot uniform
+        with torch.no_grad():
+            for layer in self.layers:
+                layer.weight.uniform_(-bound, bound, generator=gen)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # Activations are kept as (d, N): on CPU, W @ h is several times faster than h @ W.T for
+        # these skinny shapes, and the norms see a contiguous (1, d, N) tensor (one "sample" of
+        # length N per channel: the statistics are exactly those over the N examples).
+        h = x.T.contiguous()  # (d, N)
+        for i, layer in enumerate(self.layers):
+            h = layer.weight @ h  # (d, N)
+            if i < len(self.norms):
+                h = self.norms[i](h.unsqueeze(0)).squeeze(0)  # (1, d, N) -> (d, N)
+        return h.T  # (N, d)
+
+    def extra_repr(self) -> str:
+        return f"depth={self.depth}, dim={self.dim}, norm={self.norm!r}"
+
+
+def sum_squared_error(output: Tensor, target: Tensor) -> Tensor:
+    """The paper's loss, :math:`\\sum_n \\lVert f(x_n) - A x_n\\rVert^2` (a sum, not a mean)."""
+    return (output - target).square().sum()
+
+
+def layer_groups(net: DeepLinearNet) -> list[tuple[str, list[str]]]:
+    """Per linear layer: the name of its weight and the names of all parameters of that layer.
+
+    The normalization that follows linear layer ``i`` belongs to layer ``i``. This is the
+    ``layers`` argument of :func:`bnguide.ics.gradient_shift`.
+    """
+    groups = []
+    for i in range(net.depth):
+        names = [f"layers.{i}.weight"]
+        if i < len(net.norms) and net.norms[i].weight is not None:
+            names += [f"norms.{i}.weight", f"norms.{i}.bias"]
+        groups.append((f"layers.{i}.weight", names))
+    return groups
+
+
+def unit_moment_sensitivity(net: DeepLinearNet, x: Tensor, layer: int, unit: int = 0) -> Tensor:
+    """How much each layer's parameters move the mean and spread of one hidden unit.
+
+    The unit is read after layer ``layer`` (after its normalization when there is one). For
+    every layer ``i`` the result holds the norm of the gradient of the unit's batch mean plus
+    the norm of the gradient of its batch standard deviation with respect to all parameters of
+    layer ``i`` (weight, and gamma/beta when present). Without normalization every earlier
+    layer moves the unit's distribution; with BN only the gamma and beta of ``layer`` itself do.
+
+    Parameters
+    ----------
+    net : DeepLinearNet
+    x : Tensor
+        ``(N, dim)`` inputs.
+    layer : int
+        Index of the linear layer whose output unit is examined, ``0 <= layer < depth - 1``.
+    unit : int
+        Which of its ``dim`` units.
+
+    Returns
+    -------
+    Tensor
+        ``(depth,)``; entries after ``layer`` are zero.
+    """
+    if not 0 <= layer < net.depth:
+        raise ValueError(f"layer must be in [0, {net.depth - 1}], got {layer}.")
+    if not 0 <= unit < net.dim:
+        raise ValueError(f"unit must be in [0, {net.dim - 1}], got {unit}.")
+    h = x
+    for i in range(layer + 1):
+        h = net.layers[i](h)
+        if i < len(net.norms):
+            h = net.norms[i](h)
+    values = h[:, unit]  # (N,)
+    groups = layer_groups(net)
+    params = dict(net.named_parameters())
+    out = torch.zeros(net.depth, dtype=x.dtype)
+    for stat in (values.mean(), values.std(unbiased=False)):
+        flat = [params[n] for _, names in groups[: layer + 1] for n in names]
+        grads = torch.autograd.grad(stat, flat, retain_graph=True, allow_unused=True)
+        k = 0
+        for i, (_, names) in enumerate(groups[: layer + 1]):
+            sq = sum(float(g.square().sum()) for g in grads[k : k + len(names)] if g is not None)
+            out[i] += sq**0.5
+            k += len(names)
+    return out

@@ -1,0 +1,224 @@
+"""Shared by the Santurkar et al. (2018) experiments: the MNIST net and an instrumented SGD loop.
+
+The paper trains a VGG network on CIFAR-10; here a ReLU MLP on (Fashion-)MNIST stands in for it,
+with the paper's other choices kept: Glorot initialisation, plain SGD, batch 128, the same
+learning rate with and without normalization. The loop calls ``probes`` at chosen steps with the
+step's parameters, gradients and batch, *before* the update, so measurements never change the
+training run. Used by the ``santurkar-*`` experiments (chapters *Why BN works: ...*).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bnguide import data
+from bnguide.landscape import stateless_copy
+from bnguide.lp_norm import LpNorm1d
+from bnguide.noisy_bn import CovariateShiftNoise
+
+__all__ = [
+    "NORMS",
+    "TrainLog",
+    "build_mlp",
+    "layer_groups",
+    "layer_inputs",
+    "load_data",
+    "train",
+]
+
+NORMS = ("none", "bn", "l1", "l2", "linf")
+_P = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
+
+
+def _norm_layer(norm: str, width: int) -> nn.Module:
+    if norm == "bn":
+        return nn.BatchNorm1d(width)
+    return LpNorm1d(width, p=_P[norm])
+
+
+def build_mlp(
+    norm: str = "none",
+    *,
+    noise: bool = False,
+    hidden: Sequence[int] = (256, 256, 256, 256),
+    in_features: int = 784,
+    classes: int = 10,
+    seed: int = 0,
+) -> nn.Sequential:
+    """``Linear -> [norm] -> [noise] -> ReLU`` per hidden layer, then a linear classifier.
+
+    Parameters
+    ----------
+    norm : {"none", "bn", "l1", "l2", "linf"}
+        The normalization after every hidden linear layer (its bias is dropped: beta replaces it).
+    noise : bool
+        Add :class:`bnguide.noisy_bn.CovariateShiftNoise` after the normalization (noisy BN), or
+        after the linear layer when ``norm="none"``.
+    hidden : sequence of int
+        Hidden widths.
+    seed : int
+        Seeds the Glorot-uniform weights (a private generator); biases start at zero.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        Input ``(N, in_features)``, output logits ``(N, classes)``.
+    """
+    if norm not in NORMS:
+        raise ValueError(f"Unknown norm {norm!r}. Use one of: {', '.join(map(repr, NORMS))}.")
+    gen = torch.Generator().manual_seed(seed)
+    layers: list[nn.Module] = []
+    sizes = (in_features, *hidden, classes)
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        last = i == len(sizes) - 2
+        linear = nn.Linear(n_in, n_out, bias=last or norm == "none")
+        bound = (6.0 / (n_in + n_out)) ** 0.5
+        with torch.no_grad():
+            linear.weight.uniform_(-bound, bound, generator=gen)
+            if linear.bias is not None:
+                linear.bias.zero_()
+        layers.append(linear)
+        if last:
+            break
+        if norm != "none":
+            layers.append(_norm_layer(norm, n_out))
+        if noise:
+            layers.append(CovariateShiftNoise())
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
+    """Per linear layer: its weight's name and the names of its and its norm's parameters."""
+    groups: list[tuple[str, list[str]]] = []
+    for name, p in net.named_parameters():
+        index, kind = name.split(".", 1)
+        if isinstance(net[int(index)], nn.Linear) and kind == "weight":
+            groups.append((name, [name]))
+        else:  # a linear bias, or gamma/beta of the norm that follows the linear layer
+            groups[-1][1].append(name)
+    return groups
+
+
+def load_data(dataset: str, n_train: int | None, n_eval: int) -> tuple[Tensor, ...]:
+    """Flattened, standardized training images and labels, and a fixed evaluation subset."""
+    x, y = data.load(dataset, "train", flatten=True, standardize=True, limit=n_train)
+    return x, y, x[:n_eval], y[:n_eval]
+
+
+@dataclass
+class TrainLog:
+    """What :func:`train` records: evaluation steps, accuracies and losses."""
+
+    steps: list[int] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)  # eval mode, fixed subset
+    train_loss: list[float] = field(default_factory=list)  # mean mini-batch loss since last eval
+    diverged_at: int | None = None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "steps": np.asarray(self.steps),
+            "train_accuracy": np.asarray(self.train_accuracy),
+            "train_loss": np.asarray(self.train_loss),
+        }
+
+
+@torch.no_grad()
+def _accuracy(net: nn.Module, x: Tensor, y: Tensor) -> float:
+    was_training = net.training
+    net.eval()
+    correct = sum(
+        int((net(xb).argmax(1) == yb).sum()) for xb, yb in zip(x.split(2000), y.split(2000), strict=True)
+    )
+    net.train(was_training)
+    return correct / len(y)
+
+
+Probe = Callable[[int, nn.Module, dict, dict, Tensor, Tensor], None]
+
+
+def train(
+    net: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    steps: int,
+    lr: float,
+    batch_size: int = 128,
+    seed: int = 0,
+    eval_every: int = 100,
+    eval_data: tuple[Tensor, Tensor] | None = None,
+    probe_steps: Sequence[int] = (),
+    probe: Probe | None = None,
+) -> TrainLog:
+    """Plain SGD on cross-entropy, with measurements at ``probe_steps``.
+
+    ``probe(step, net, params, grads, xb, yb)`` is called before the update of ``step`` with
+    detached copies of the parameters and their gradients on the step's batch. Training stops
+    early (``diverged_at`` set) if the loss becomes non-finite.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    log = TrainLog()
+    probe_at = set(probe_steps)
+    order, pos, running = torch.randperm(len(x), generator=gen), 0, []
+    net.train()
+    for step in range(steps + 1):
+        if step % eval_every == 0 and eval_data is not None:
+            log.steps.append(step)
+            log.train_accuracy.append(_accuracy(net, *eval_data))
+            log.train_loss.append(float(np.mean(running)) if running else float("nan"))
+            running = []
+        if step == steps:
+            break
+        if pos + batch_size > len(x):
+            order, pos = torch.randperm(len(x), generator=gen), 0
+        idx = order[pos : pos + batch_size]
+        pos += batch_size
+        xb, yb = x[idx], y[idx]  # (B, 784), (B,)
+        net.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(xb), yb)
+        if not torch.isfinite(loss):
+            log.diverged_at = step
+            break
+        loss.backward()
+        running.append(float(loss.detach()))
+        if probe is not None and step in probe_at:
+            params = {k: v.detach().clone() for k, v in net.named_parameters()}
+            grads = {k: v.grad.detach().clone() for k, v in net.named_parameters()}
+            probe(step, net, params, grads, xb, yb)
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(p.grad, alpha=-lr)
+    return log
+
+
+@torch.no_grad()
+def layer_inputs(net: nn.Sequential, x: Tensor, layer: int) -> Tensor:
+    """What the activation of hidden layer ``layer`` receives, in training mode, on batch ``x``.
+
+    That is the output of the linear layer after its normalization and noise, as the next layer
+    sees it during training (batch statistics of ``x``). Runs on a :func:`stateless_copy` under a
+    forked RNG, so running statistics and the training run's random stream are left untouched.
+
+    Returns
+    -------
+    Tensor
+        ``(N, width)``.
+    """
+    relus = [m for m in net if isinstance(m, nn.ReLU)]
+    if not 0 <= layer < len(relus):
+        raise ValueError(f"layer must be in [0, {len(relus) - 1}], got {layer}.")
+    clone = stateless_copy(net).train()
+    target = [m for m in clone if isinstance(m, nn.ReLU)][layer]
+    seen: list[Tensor] = []
+    handle = target.register_forward_hook(lambda m, inp, out: seen.append(inp[0]))
+    with torch.random.fork_rng(devices=[]):
+        clone(x)
+    handle.remove()
+    return seen[0]

@@ -1,0 +1,158 @@
+"""Santurkar et al. (2018) on their 25-layer deep linear network (DLN), with and without norms.
+
+Full-batch gradient descent on :class:`bnguide.deep_linear.DeepLinearNet` (25 layers of 10x10
+matrices, 1000 Gaussian samples, Glorot initialisation) for each normalization: none, BN, L1,
+L2, L-infinity. Recorded: the loss curve; at probe steps, Definition 2.1 (``||G - G'||`` and
+``cos(G, G')`` for every layer) and the landscape along the gradient for step sizes from
+1/100x to 30x the learning rate (appendix A.2.2). Used in chapters *Why BN works: internal
+covariate shift* and *Why BN works: a smoother landscape*.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bnguide import deep_linear
+from bnguide.ics import gradient_shift
+from bnguide.landscape import functional_loss, probe_gradient_direction
+
+NAME = "santurkar-deep-linear"
+DESCRIPTION = (
+    "Santurkar et al. 2018 deep linear network (25 x 10x10 layers, full-batch GD): loss, "
+    "gradient shift (Def. 2.1) and landscape, standard vs BN vs L1/L2/Linf"
+)
+__all__ = ["Config", "Result", "run"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The scale the book shows.
+
+    Attributes
+    ----------
+    depth, dim, n_samples : int
+        25, 10 and 1000 in the paper.
+    variants : tuple of str
+        Norms to train (see :data:`bnguide.deep_linear.NORMS`).
+    ics_variants : tuple of str
+        Variants on which Definition 2.1 is measured (it costs ``depth`` extra gradients).
+    lr : float
+        Step size of gradient descent on the *summed* squared error.
+    steps : int
+        Gradient-descent steps.
+    loss_every, probe_every : int
+        Record the loss / run the measurements every so many steps.
+    step_multipliers : tuple of float
+        Landscape step sizes as multiples of ``lr``.
+    seed : int
+        Seeds the data (and ``seed + 1`` the initialisation, shared by all variants).
+    """
+
+    depth: int = 25
+    dim: int = 10
+    n_samples: int = 1000
+    variants: tuple[str, ...] = ("none", "bn", "l1", "l2", "linf")
+    ics_variants: tuple[str, ...] = ("none", "bn")
+    lr: float = 1e-7
+    steps: int = 1000
+    loss_every: int = 10
+    probe_every: int = 50
+    step_multipliers: tuple[float, ...] = tuple(float(m) for m in np.geomspace(0.01, 30, 9))
+    seed: int = 0
+
+
+@dataclass
+class Result:
+    """Arrays per variant (dict keys are the variant names).
+
+    Attributes
+    ----------
+    config : Config
+    loss_steps : ndarray (E,)
+    loss : dict of ndarray (E,)
+        The full-batch loss.
+    probe_steps : ndarray (P,)
+    step_sizes : ndarray (K,)
+    band_losses : dict of ndarray (P, K)
+        ``L(w - eta_k g)``.
+    grad_diffs : dict of ndarray (P, K)
+        ``||g - grad L(w - eta_k g)||``.
+    grad_norm : dict of ndarray (P,)
+    ics_l2, ics_cos : dict of ndarray (P, depth)
+        Definition 2.1 for the ``ics_variants``.
+    seconds : dict of float
+    """
+
+    config: Config
+    loss_steps: np.ndarray
+    loss: dict
+    probe_steps: np.ndarray
+    step_sizes: np.ndarray
+    band_losses: dict
+    grad_diffs: dict
+    grad_norm: dict
+    ics_l2: dict
+    ics_cos: dict
+    seconds: dict
+
+
+def run(config: Config = Config(), progress: bool = False) -> Result:
+    """Train every variant by full-batch gradient descent and measure it along the way."""
+    x, target, _ = deep_linear.make_problem(config.n_samples, config.dim, seed=config.seed)
+    etas = torch.tensor(config.step_multipliers, dtype=torch.float64) * config.lr
+    probe_steps = np.arange(0, config.steps, config.probe_every)
+    loss_steps = np.arange(0, config.steps + 1, config.loss_every)
+    keys = ("loss", "band_losses", "grad_diffs", "grad_norm", "ics_l2", "ics_cos", "seconds")
+    out = {k: {} for k in keys}
+    for norm in tqdm(config.variants, disable=not progress, desc=NAME):
+        start = time.perf_counter()
+        net = deep_linear.DeepLinearNet(config.depth, config.dim, norm, seed=config.seed + 1)
+        loss_fn = functional_loss(net, deep_linear.sum_squared_error)
+        groups = deep_linear.layer_groups(net)
+        losses = np.empty(len(loss_steps))
+        rec = {k: [] for k in ("bl", "gd", "gn", "l2", "cos")}
+        for step in range(config.steps + 1):
+            net.zero_grad(set_to_none=True)
+            loss = deep_linear.sum_squared_error(net(x), target)
+            if step % config.loss_every == 0:
+                losses[step // config.loss_every] = float(loss.detach())
+            if not torch.isfinite(loss):
+                raise RuntimeError(f"{norm!r} diverged at step {step}; lower Config.lr.")
+            if step == config.steps:
+                break
+            loss.backward()
+            if step % config.probe_every == 0:
+                params = {k: v.detach().clone() for k, v in net.named_parameters()}
+                grads = {k: v.grad.detach().clone() for k, v in net.named_parameters()}
+                moved = probe_gradient_direction(loss_fn, params, etas, x, target)
+                rec["bl"].append(moved.losses.numpy())
+                rec["gd"].append(moved.grad_diffs.numpy())
+                rec["gn"].append(moved.grad_norm)
+                if norm in config.ics_variants:
+                    new = {k: params[k] - config.lr * grads[k] for k in params}
+                    l2, cos = gradient_shift(loss_fn, params, new, groups, x, target, grads=grads)
+                    rec["l2"].append(l2.numpy())
+                    rec["cos"].append(cos.numpy())
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.add_(p.grad, alpha=-config.lr)
+        out["loss"][norm] = losses
+        out["band_losses"][norm] = np.stack(rec["bl"])
+        out["grad_diffs"][norm] = np.stack(rec["gd"])
+        out["grad_norm"][norm] = np.asarray(rec["gn"])
+        if rec["l2"]:
+            out["ics_l2"][norm] = np.stack(rec["l2"])
+            out["ics_cos"][norm] = np.stack(rec["cos"])
+        out["seconds"][norm] = time.perf_counter() - start
+    return Result(
+        config=config,
+        loss_steps=loss_steps,
+        probe_steps=probe_steps,
+        step_sizes=etas.numpy(),
+        **out,
+    )

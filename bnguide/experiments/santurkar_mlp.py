@@ -1,0 +1,184 @@
+"""Santurkar et al. (2018) on a Fashion-MNIST MLP: gradient shift and the landscape along the gradient.
+
+The same training runs are measured two ways (the measurements never change the runs):
+
+* Definition 2.1 — for every linear layer, ``||G - G'||`` and ``cos(G, G')``, where ``G'`` is
+  the layer's gradient on the same batch after the layers below it took their SGD step;
+* Figure 4 — at the same steps, the loss and gradient at ``w - eta g`` for step sizes
+  ``eta`` from 0.5x to 4x the learning rate: the loss band, the gradient-predictiveness band
+  and the effective beta-smoothness.
+
+Variants: no normalization, BN, and the L1 / L2 / L-infinity normalizations of the paper's
+section 3.3, all at the same learning rate. Used in chapters *Why BN works: internal covariate
+shift* and *Why BN works: a smoother landscape*.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from bnguide.experiments import _santurkar
+from bnguide.ics import gradient_shift
+from bnguide.landscape import functional_loss, probe_gradient_direction
+
+NAME = "santurkar-mlp"
+DESCRIPTION = (
+    "Santurkar et al. 2018 on a Fashion-MNIST MLP: gradient shift (Def. 2.1) and the loss "
+    "landscape along the gradient, standard vs BN vs L1/L2/Linf norms"
+)
+__all__ = ["Config", "Result", "run"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The scale the book shows.
+
+    Attributes
+    ----------
+    dataset : str
+        ``"fashion-mnist"`` (or ``"mnist"``).
+    hidden : tuple of int
+        Hidden widths of the ReLU MLP.
+    variants : tuple of str
+        Norms to train (``"none"``, ``"bn"``, ``"l1"``, ``"l2"``, ``"linf"``).
+    lr, batch_size, steps : float, int, int
+        Plain SGD, the same for every variant.
+    probe_every : int
+        Measure at steps 0, probe_every, 2 * probe_every, ...
+    step_multipliers : tuple of float
+        The step sizes of the landscape probe, as multiples of ``lr``.
+    eval_every, n_eval : int
+        Training accuracy (eval mode) on the first ``n_eval`` training images.
+    n_train : int or None
+        Training images used (None: all 60,000).
+    seed : int
+        Seeds initialisation and batch order (the same for every variant).
+    """
+
+    dataset: str = "fashion-mnist"
+    hidden: tuple[int, ...] = (64,) * 12
+    variants: tuple[str, ...] = ("none", "bn", "l1", "l2", "linf")
+    lr: float = 0.1
+    batch_size: int = 128
+    steps: int = 1000
+    probe_every: int = 50
+    step_multipliers: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
+    eval_every: int = 50
+    n_eval: int = 5000
+    n_train: int | None = None
+    seed: int = 0
+
+
+@dataclass
+class Result:
+    """Arrays per variant (dict keys are the variant names).
+
+    Attributes
+    ----------
+    config : Config
+    eval_steps : ndarray (E,)
+    train_accuracy : dict of ndarray (E,)
+    probe_steps : ndarray (P,)
+    step_sizes : ndarray (K,)
+        The etas (``lr * step_multipliers``).
+    loss : dict of ndarray (P,)
+        ``L(w)`` on the step's batch.
+    grad_norm : dict of ndarray (P,)
+    band_losses : dict of ndarray (P, K)
+        ``L(w - eta_k g)``.
+    grad_diffs : dict of ndarray (P, K)
+        ``||g - grad L(w - eta_k g)||``.
+    ics_l2, ics_cos : dict of ndarray (P, layers)
+        Definition 2.1 per linear layer (input layer first).
+    grad_layer_norm : dict of ndarray (P, layers)
+        ``||G||`` per layer, to read ``ics_l2`` relative to the gradient's size.
+    seconds : dict of float
+        Wall time of each variant (training and measurements).
+    """
+
+    config: Config
+    eval_steps: np.ndarray
+    train_accuracy: dict
+    probe_steps: np.ndarray
+    step_sizes: np.ndarray
+    loss: dict
+    grad_norm: dict
+    band_losses: dict
+    grad_diffs: dict
+    ics_l2: dict
+    ics_cos: dict
+    grad_layer_norm: dict
+    seconds: dict
+
+
+def run(config: Config = Config(), progress: bool = False) -> Result:
+    """Train every variant once and measure it along the way."""
+    x, y, x_eval, y_eval = _santurkar.load_data(config.dataset, config.n_train, config.n_eval)
+    etas = torch.tensor(config.step_multipliers, dtype=torch.float64) * config.lr
+    probe_steps = np.arange(0, config.steps, config.probe_every)
+    per_variant = (
+        "train_accuracy", "loss", "grad_norm", "band_losses", "grad_diffs", "ics_l2", "ics_cos",
+        "grad_layer_norm", "seconds",
+    )
+    out = {k: {} for k in per_variant}
+    eval_steps = None
+    for norm in tqdm(config.variants, disable=not progress, desc=NAME):
+        start = time.perf_counter()
+        torch.manual_seed(config.seed)
+        net = _santurkar.build_mlp(norm, hidden=config.hidden, seed=config.seed)
+        loss_fn = functional_loss(net, F.cross_entropy)
+        groups = _santurkar.layer_groups(net)
+        rec = {k: [] for k in ("loss", "gn", "bl", "gd", "l2", "cos", "gl")}
+
+        def probe(step, net, params, grads, xb, yb, loss_fn=loss_fn, groups=groups, rec=rec):
+            moved = probe_gradient_direction(loss_fn, params, etas, xb, yb)
+            new = {k: params[k] - config.lr * grads[k] for k in params}
+            l2, cos = gradient_shift(loss_fn, params, new, groups, xb, yb, grads=grads)
+            rec["loss"].append(moved.loss)
+            rec["gn"].append(moved.grad_norm)
+            rec["bl"].append(moved.losses.numpy())
+            rec["gd"].append(moved.grad_diffs.numpy())
+            rec["l2"].append(l2.numpy())
+            rec["cos"].append(cos.numpy())
+            rec["gl"].append(np.array([float(grads[w].norm()) for w, _ in groups]))
+
+        log = _santurkar.train(
+            net,
+            x,
+            y,
+            steps=config.steps,
+            lr=config.lr,
+            batch_size=config.batch_size,
+            seed=config.seed,
+            eval_every=config.eval_every,
+            eval_data=(x_eval, y_eval),
+            probe_steps=probe_steps,
+            probe=probe,
+        )
+        if log.diverged_at is not None:
+            raise RuntimeError(
+                f"variant {norm!r} diverged at step {log.diverged_at}; lower Config.lr."
+            )
+        eval_steps = np.asarray(log.steps)
+        out["train_accuracy"][norm] = np.asarray(log.train_accuracy)
+        out["loss"][norm] = np.asarray(rec["loss"])
+        out["grad_norm"][norm] = np.asarray(rec["gn"])
+        out["band_losses"][norm] = np.stack(rec["bl"])
+        out["grad_diffs"][norm] = np.stack(rec["gd"])
+        out["ics_l2"][norm] = np.stack(rec["l2"])
+        out["ics_cos"][norm] = np.stack(rec["cos"])
+        out["grad_layer_norm"][norm] = np.stack(rec["gl"])
+        out["seconds"][norm] = time.perf_counter() - start
+    return Result(
+        config=config,
+        eval_steps=eval_steps,
+        probe_steps=probe_steps,
+        step_sizes=etas.numpy(),
+        **out,
+    )

@@ -1,0 +1,164 @@
+"""A small, fast training loop for in-memory classification data.
+
+The whole dataset stays in tensors; each epoch is one ``randperm`` and the last incomplete
+batch is dropped (so no batch of one example ever reaches a batch-norm layer). Used by the
+experiments of the part *BN in practice*.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from bnguide.precise_bn import batch_statistics, bn_layers
+
+__all__ = ["check_batch_size", "evaluate", "minibatches", "train"]
+
+
+def check_batch_size(batch_size: int, model: nn.Module | None = None, where: str = "train") -> None:
+    """Raise ``ValueError`` for a training batch size that batch statistics cannot use.
+
+    Every batch-wise normalizer needs two examples to have a variance; without one in ``model``,
+    one example per batch is allowed.
+    """
+    needs_two = model is None or bool(bn_layers(model))
+    minimum = 2 if needs_two else 1
+    if int(batch_size) != batch_size or batch_size < minimum:
+        raise ValueError(
+            f"{where}: batch_size must be an integer >= {minimum}, got {batch_size}. "
+            + (
+                "Batch normalization estimates a variance from each batch and needs at least "
+                "2 examples per batch in training."
+                if needs_two
+                else ""
+            )
+        )
+
+
+def minibatches(
+    n: int, batch_size: int, generator: torch.Generator, device: str | torch.device = "cpu"
+) -> Iterator[torch.Tensor]:
+    """Endless index batches: a fresh permutation of ``range(n)`` each epoch, no short batch.
+
+    Raises
+    ------
+    ValueError
+        If ``batch_size`` exceeds ``n`` (no full batch exists).
+    """
+    if batch_size > n:
+        raise ValueError(f"batch_size={batch_size} is larger than the {n} training examples.")
+    while True:
+        order = torch.randperm(n, generator=generator).to(device)  # (n,)
+        for start in range(0, n - batch_size + 1, batch_size):
+            yield order[start : start + batch_size]  # (batch_size,)
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int,
+    steps: int,
+    lr: float,
+    momentum: float = 0.9,
+    seed: int = 0,
+    clip_grad_norm: float | None = None,
+    on_step: Callable[[int, nn.Module], None] | None = None,
+) -> torch.Tensor:
+    """Train ``model`` with SGD (cross-entropy) for ``steps`` mini-batches; return the losses.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps ``x[idx]`` to logits; left in training mode.
+    x, y : torch.Tensor
+        Inputs ``(N, *)`` and int64 labels ``(N,)``, on the model's device.
+    batch_size, steps : int
+        Examples per step and number of steps.
+    lr, momentum : float
+        SGD settings (``torch.optim.SGD``).
+    seed : int
+        Seeds the shuffling only (seed the model's initialization and dropout separately).
+    clip_grad_norm : float, optional
+        Rescale the gradient to at most this norm before each update (recurrent nets).
+    on_step : callable, optional
+        Called as ``on_step(step, model)`` after each update, ``step`` counting from 1. It may
+        switch the model to eval mode; training mode is restored after it.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(steps,)`` training loss of each mini-batch (before its update).
+    """
+    check_batch_size(batch_size, model)
+    if steps < 1:
+        raise ValueError(f"train: steps must be a positive integer, got {steps}.")
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    losses = torch.empty(steps)
+    batches = minibatches(len(x), batch_size, generator, x.device)
+    model.train()
+    for step in range(steps):
+        idx = next(batches)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        optimizer.step()
+        losses[step] = loss.detach()
+        if on_step is not None:
+            on_step(step + 1, model)
+            model.train()
+    return losses
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    batch_size: int = 2000,
+    batch_stats: bool = False,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` in eval mode; its mode is restored after.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A classifier.
+    x, y : torch.Tensor
+        Inputs ``(N, *)`` and labels ``(N,)``.
+    batch_size : int
+        Examples per forward pass. With ``batch_stats`` it is also the batch whose statistics
+        normalize it.
+    batch_stats : bool
+        Normalize BN layers with each evaluation batch's own statistics
+        (:func:`bnguide.precise_bn.batch_statistics`) instead of the running statistics.
+
+    Returns
+    -------
+    (loss, accuracy) : tuple of float
+    """
+    if batch_stats and len(x) % batch_size == 1:
+        raise ValueError(
+            f"evaluate: {len(x)} examples in batches of {batch_size} leave a last batch of one "
+            "example, which has no batch statistics. Pick a batch_size that does not leave one."
+        )
+    was_training = model.training
+    model.eval()
+    total_loss, correct = 0.0, 0
+    with batch_statistics(model) if batch_stats else contextlib.nullcontext():
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start : start + batch_size])  # (B, classes)
+            target = y[start : start + batch_size]
+            total_loss += float(F.cross_entropy(logits, target, reduction="sum"))
+            correct += int((logits.argmax(1) == target).sum())
+    model.train(was_training)
+    return total_loss / len(x), correct / len(x)

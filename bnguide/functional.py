@@ -1,0 +1,230 @@
+"""Batch normalization as a function of tensors, written from scratch for PyTorch.
+
+:func:`batch_norm` has the signature and semantics of :func:`torch.nn.functional.batch_norm`
+and never calls torch's batch norm: training mode goes through :class:`BatchNormFunction`, an
+explicit :class:`torch.autograd.Function` whose backward is the closed-form gradient.
+Used in chapter *The full guide: implementation* (page *The PyTorch module*) and by
+:mod:`bnguide.nn`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from bnguide import _validation
+
+__all__ = ["BatchNormFunction", "batch_norm", "reduce_dims", "update_running_stats"]
+
+
+def reduce_dims(input: Tensor) -> list[int]:
+    """Dimensions the statistics are taken over: batch (0) and every spatial one (2, 3, ...)."""
+    return [0, *range(2, input.dim())]
+
+
+def _per_channel(t: Tensor, ndim: int) -> Tensor:
+    # (C,) -> (1, C, 1, ...): broadcasts against an (N, C, *spatial) tensor; (C,) already
+    # broadcasts against (N, C)
+    return t if ndim == 2 else t.view((1, -1) + (1,) * (ndim - 2))
+
+
+def _scale_shift(x_hat: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    # gamma * x_hat + beta, in one pass when both are given
+    ndim = x_hat.dim()
+    if weight is not None and bias is not None:
+        return torch.addcmul(_per_channel(bias, ndim), x_hat, _per_channel(weight, ndim))
+    if weight is not None:
+        return x_hat * _per_channel(weight, ndim)
+    if bias is not None:
+        return x_hat + _per_channel(bias, ndim)
+    return x_hat
+
+
+def _normalize(input: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    # x_hat, and the per-channel batch mean, biased variance and 1 / sqrt(var + eps)
+    dims, ndim = reduce_dims(input), input.dim()
+    mean = input.mean(dims)  # (C,)
+    centered = input - _per_channel(mean, ndim)  # (N, C, *)
+    var = (centered * centered).mean(dims)  # (C,) biased; two passes: stable
+    invstd = torch.rsqrt(var + eps)  # (C,)
+    x_hat = centered * _per_channel(invstd, ndim)  # (N, C, *)
+    return x_hat, mean, var, invstd
+
+
+def _closed_form_backward(
+    grad_out: Tensor, x_hat: Tensor, invstd: Tensor, weight: Tensor | None, need_input_grad: bool
+) -> tuple[Tensor | None, Tensor, Tensor]:
+    # (dx, dgamma, dbeta) from the upstream gradient g:
+    # dx = w * invstd * (g - (dbeta + x_hat * dgamma) / m), with dbeta = sum(g) and
+    # dgamma = sum(g * x_hat) over each channel's m values.
+    dims, ndim = reduce_dims(x_hat), x_hat.dim()
+    m = x_hat.numel() // x_hat.shape[1]  # values per channel
+    dbeta = grad_out.sum(dims)  # (C,)
+    dgamma = (grad_out * x_hat).sum(dims)  # (C,)
+    if not need_input_grad:
+        return None, dgamma, dbeta
+    scale = invstd if weight is None else invstd * weight  # (C,)
+    grad_input = torch.addcmul(_per_channel(dbeta, ndim), x_hat, _per_channel(dgamma, ndim))
+    grad_input = torch.add(grad_out, grad_input, alpha=-1.0 / m)  # (N, C, *)
+    return grad_input.mul_(_per_channel(scale, ndim)), dgamma, dbeta
+
+
+class BatchNormFunction(torch.autograd.Function):
+    """Training-mode batch norm with batch statistics and a hand-written closed-form backward.
+
+    ``BatchNormFunction.apply(input, weight, bias, eps)`` returns ``(out, mean, var)``: the
+    output, and the batch mean and biased variance per channel (not differentiable; the caller
+    uses them for the running statistics). ``weight`` and ``bias`` may be None. Second
+    derivatives work too: with ``create_graph=True`` the backward is itself differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, eps):
+        x_hat, mean, var, invstd = _normalize(input, eps)
+        out = _scale_shift(x_hat, weight, bias)
+        ctx.save_for_backward(input, x_hat, invstd, weight)
+        ctx.eps, ctx.has_bias = eps, bias is not None
+        ctx.mark_non_differentiable(mean, var)
+        ctx.set_materialize_grads(False)  # no zero gradients made for mean and var
+        return out, mean, var
+
+    @staticmethod
+    def backward(ctx, grad_out, _grad_mean, _grad_var):
+        if grad_out is None:  # no gradient reached the output (mean and var get none)
+            return None, None, None, None
+        input, x_hat, invstd, weight = ctx.saved_tensors
+        if torch.is_grad_enabled():
+            # create_graph=True: rebuild x_hat from the input with differentiable operations,
+            # so that second derivatives flow through the statistics too.
+            x_hat, _, _, invstd = _normalize(input, ctx.eps)
+        needs = ctx.needs_input_grad
+        grad_input, dgamma, dbeta = _closed_form_backward(grad_out, x_hat, invstd, weight, needs[0])
+        grad_weight = dgamma if weight is not None and needs[1] else None
+        grad_bias = dbeta if ctx.has_bias and needs[2] else None
+        return grad_input, grad_weight, grad_bias, None
+
+
+@torch.no_grad()
+def update_running_stats(
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    mean: Tensor,
+    var: Tensor,
+    count: int,
+    momentum: float,
+) -> None:
+    """Move the running statistics towards this batch's, in place and outside autograd.
+
+    .. math:: \\hat\\mu \\leftarrow (1 - m)\\,\\hat\\mu + m\\,\\mu_B, \\qquad
+        \\hat\\sigma^2 \\leftarrow (1 - m)\\,\\hat\\sigma^2 + m\\,\\frac{n}{n-1}\\sigma_B^2
+
+    Parameters
+    ----------
+    running_mean, running_var : Tensor or None
+        Updated in place when not None.
+    mean, var : Tensor
+        The batch mean and *biased* batch variance; the variance is stored unbiased.
+    count : int
+        ``n``, the number of values behind each channel's statistics.
+    momentum : float
+        Weight of the new batch (PyTorch's convention).
+
+    Shape
+    -----
+    every tensor: ``(C,)``.
+    """
+    # lerp_(end, w) computes running + w * (end - running) = (1 - w) * running + w * end
+    if running_mean is not None:
+        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+    if running_var is not None:
+        running_var.lerp_(var.to(running_var.dtype) * (count / (count - 1)), momentum)
+
+
+def _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    where = "batch_norm"
+    if not isinstance(input, Tensor):
+        raise ValueError(
+            f"{where}: expected input to be a torch.Tensor, got {type(input).__name__}."
+        )
+    _validation.check_floating_point(input, where)
+    _validation.check_min_dims(input, where)
+    channels = input.shape[1]
+    for name, tensor in [
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ]:
+        _validation.check_per_channel(tensor, name, channels, where)
+    if training:
+        _validation.check_batch_size(input.size())
+    _validation.check_eps(eps, training)
+    tracking = running_mean is not None or running_var is not None
+    if training and tracking and momentum is None:
+        raise ValueError(
+            f"{where}: momentum must be a number to update the running statistics, got None. "
+            "For a cumulative average pass momentum=1/num_batches_tracked (bnguide.nn does)."
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError(
+            f"{where}: evaluation mode (training=False) normalizes with running_mean and "
+            "running_var, but at least one is None. Pass both, or training=True to use batch "
+            "statistics."
+        )
+
+
+def batch_norm(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalization over dimension 1, like :func:`torch.nn.functional.batch_norm`.
+
+    In training, normalizes with the batch mean and biased variance and, when given, updates
+    ``running_mean`` and ``running_var`` in place (the variance stored unbiased, ``momentum``
+    weighting the new batch). In evaluation, normalizes with the running statistics.
+
+    .. math:: y = \\frac{x - \\mathrm{E}[x]}{\\sqrt{\\mathrm{Var}[x] + \\epsilon}}
+        \\cdot \\gamma + \\beta
+
+    Parameters
+    ----------
+    input : Tensor
+        Floating point, channels in dimension 1 (any memory format, channels-last included).
+    running_mean, running_var : Tensor or None
+        Running statistics; required when ``training`` is False.
+    weight, bias : Tensor or None
+        ``gamma`` and ``beta``; None means 1 and 0.
+    training : bool
+        Use (and track) batch statistics rather than the running ones.
+    momentum : float
+        Weight of the new batch in the running averages.
+    eps : float
+        Added to the variance; positive in training.
+
+    Returns
+    -------
+    Tensor
+        Same shape (and memory format) as ``input``.
+
+    Shape
+    -----
+    input: ``(N, C)`` or ``(N, C, *spatial)``; running_mean, running_var, weight, bias: ``(C,)``.
+    """
+    _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    if training:
+        out, mean, var = BatchNormFunction.apply(input, weight, bias, eps)
+        if running_mean is not None or running_var is not None:
+            count = input.numel() // input.shape[1]
+            update_running_stats(running_mean, running_var, mean, var, count, momentum)
+        return out
+    # Evaluation: a fixed per-channel affine map; plain torch ops, so autograd differentiates it.
+    ndim = input.dim()
+    invstd = torch.rsqrt(running_var + eps)  # (C,)
+    x_hat = (input - _per_channel(running_mean, ndim)) * _per_channel(invstd, ndim)  # (N, C, *)
+    return _scale_shift(x_hat, weight, bias)

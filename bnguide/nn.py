@@ -1,0 +1,197 @@
+"""``BatchNorm1d``, ``BatchNorm2d`` and ``BatchNorm3d`` written from scratch, mirroring PyTorch.
+
+Same constructor, parameters (``weight``, ``bias``), buffers (``running_mean``,
+``running_var``, ``num_batches_tracked``), methods and behaviour as ``torch.nn.BatchNorm*d``,
+so a ``state_dict`` moves between the two with ``strict=True``. The module decides *which*
+statistics to use; :func:`bnguide.functional.batch_norm` computes. Used in chapter
+*The full guide: implementation* (page *The PyTorch module*) and by the book's experiments.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from bnguide import _validation
+from bnguide.functional import batch_norm
+
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
+
+
+class _BatchNorm(nn.Module):
+    """Shared code of the three classes; they differ only in :meth:`_check_input_dim`.
+
+    Parameters
+    ----------
+    num_features : int
+        ``C``, the number of channels (features) in dimension 1 of the input.
+    eps : float
+        Added to the variance before the square root.
+    momentum : float or None
+        Weight of each new batch in the running statistics; None means a cumulative average
+        (weight ``1 / num_batches_tracked``).
+    affine : bool
+        Learn a per-channel scale ``weight`` (init 1) and shift ``bias`` (init 0).
+    track_running_stats : bool
+        Keep running statistics for evaluation. If False, batch statistics are used in both
+        modes and the buffers are None.
+    device, dtype
+        Where and in which precision to create parameters and buffers.
+    bias : bool, keyword-only
+        With ``affine``, whether to learn the shift (PyTorch >= 2.6 has this switch too).
+    """
+
+    _version = 2  # the state_dict layout of torch's _NormBase (with num_batches_tracked)
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        factory_kwargs = {"device": device, "dtype": dtype}
+        super().__init__()
+        self.num_features = num_features
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = nn.Parameter(torch.empty(num_features, **factory_kwargs))
+            if bias:
+                self.bias = nn.Parameter(torch.empty(num_features, **factory_kwargs))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            # Buffers, not plain attributes: they follow .to(device) and live in state_dict.
+            self.register_buffer("running_mean", torch.zeros(num_features, **factory_kwargs))
+            self.register_buffer("running_var", torch.ones(num_features, **factory_kwargs))
+            self.register_buffer(
+                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
+            )
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1 (not 0), no batch seen."""
+        if self.track_running_stats:
+            self.running_mean.zero_()
+            self.running_var.fill_(1)
+            self.num_batches_tracked.zero_()
+
+    def reset_parameters(self) -> None:
+        """Reset the running statistics, and ``weight`` to 1 and ``bias`` to 0."""
+        self.reset_running_stats()
+        if self.affine:
+            nn.init.ones_(self.weight)
+            if self.bias is not None:
+                nn.init.zeros_(self.bias)
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, bias={self.bias is not None}, "
+            f"track_running_stats={self.track_running_stats}"
+        )
+
+    def forward(self, input: Tensor) -> Tensor:
+        """Normalize ``input`` over its batch (and spatial) dimensions, channel by channel.
+
+        Shape
+        -----
+        input, output: ``(N, C, *)`` with ``C = num_features``, as the subclass expects.
+        """
+        where = type(self).__name__
+        self._check_input_dim(input)
+        _validation.check_floating_point(input, where)
+        _validation.check_num_channels(input, self.num_features, where)
+
+        # Which statistics: batch ones in training, and in evaluation when none are tracked.
+        use_batch_stats = self.training or self.running_mean is None
+        # How much the running averages move: momentum, or 1/t for a cumulative average.
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / float(self.num_batches_tracked)
+        # Pass the buffers only when they are read (eval) or updated (training and tracked).
+        track = not self.training or self.track_running_stats
+        return batch_norm(
+            input,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            factor,
+            self.eps,
+        )
+
+
+def _dims_message(expected: str, input: Tensor, layout: str) -> str:
+    # torch's wording first, then the shape and how to fix it
+    return (
+        f"expected {expected} input (got {input.dim()}D input); input shape "
+        f"{tuple(input.shape)}, expected layout {layout}"
+    )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch norm over a 2D ``(N, C)`` or 3D ``(N, C, L)`` input, like ``torch.nn.BatchNorm1d``.
+
+    Statistics per feature ``C`` over ``N`` (and ``L``). Parameters as for the shared base
+    ``_BatchNorm``.
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (2, 3):
+            raise ValueError(
+                _dims_message("2D or 3D", input, "(N, C) or (N, C, L)")
+                + ". Use BatchNorm2d for images (N, C, H, W); add a batch dimension to a single "
+                "example with x.unsqueeze(0)."
+            )
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch norm over a 4D ``(N, C, H, W)`` input, like ``torch.nn.BatchNorm2d``.
+
+    Statistics per channel over ``N``, ``H`` and ``W``; one ``weight``/``bias`` per channel.
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 4:
+            raise ValueError(
+                _dims_message("4D", input, "(N, C, H, W)")
+                + ". Use BatchNorm1d for (N, C) features; add a batch dimension to a single "
+                "image with x.unsqueeze(0)."
+            )
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch norm over a 5D ``(N, C, D, H, W)`` input, like ``torch.nn.BatchNorm3d``.
+
+    Statistics per channel over ``N``, ``D``, ``H`` and ``W``.
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() != 5:
+            raise ValueError(
+                _dims_message("5D", input, "(N, C, D, H, W)")
+                + ". Use BatchNorm2d for images (N, C, H, W); add a batch dimension to a single "
+                "volume with x.unsqueeze(0)."
+            )

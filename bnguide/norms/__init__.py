@@ -1,0 +1,40 @@
+"""The normalizers other than batch normalization, from scratch, checked against torch.
+
+Each layer mirrors torch's constructor and parameter names where torch has it, so state_dicts
+load both ways. Used in the chapter *The other normalizers* (and LayerNorm in *Recurrent nets*).
+"""
+
+from bnguide.norms.batch_renorm import (
+    BatchRenorm1d,
+    BatchRenorm2d,
+    BatchRenorm3d,
+    batch_renorm,
+    renorm_limits,
+)
+from bnguide.norms.group_norm import GroupNorm, group_norm
+from bnguide.norms.instance_norm import (
+    InstanceNorm1d,
+    InstanceNorm2d,
+    InstanceNorm3d,
+    instance_norm,
+)
+from bnguide.norms.layer_norm import LayerNorm, layer_norm
+from bnguide.norms.rms_norm import RMSNorm, rms_norm
+
+__all__ = [
+    "BatchRenorm1d",
+    "BatchRenorm2d",
+    "BatchRenorm3d",
+    "GroupNorm",
+    "InstanceNorm1d",
+    "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LayerNorm",
+    "RMSNorm",
+    "batch_renorm",
+    "group_norm",
+    "instance_norm",
+    "layer_norm",
+    "renorm_limits",
+    "rms_norm",
+]

@@ -1,0 +1,132 @@
+"""Group normalization (Wu & He 2018), from scratch, with ``torch.nn.GroupNorm``'s interface.
+
+Channels are split into groups; each example is normalized over the channels of a group and all
+spatial positions. ``num_groups=1`` is layer normalization over ``(C, H, W)``, ``num_groups=C``
+is instance normalization. Used in the chapter *The other normalizers*.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bnguide.norms._common import channel_view, mean_and_biased_var
+
+__all__ = ["GroupNorm", "group_norm"]
+
+
+def group_norm(
+    input: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None = None,
+    bias: torch.Tensor | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Group normalization, with the signature of ``torch.nn.functional.group_norm``.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        ``(N, C, *)`` with ``C`` divisible by ``num_groups``.
+    num_groups : int
+        Number of channel groups ``G``.
+    weight, bias : torch.Tensor, optional
+        Per-channel scale and shift, shape ``(C,)``.
+    eps : float
+        Added to the variance for numerical stability.
+
+    Returns
+    -------
+    torch.Tensor
+        Same shape as ``input``.
+    """
+    if input.dim() < 2:
+        raise ValueError(
+            f"group_norm expects input of shape (N, C, *), got {input.dim()}D input "
+            f"of size {list(input.shape)}. Add a batch dimension with input.unsqueeze(0)."
+        )
+    n, c = input.shape[:2]
+    if num_groups < 1 or c % num_groups != 0:
+        raise ValueError(
+            "Expected number of channels in input to be divisible by num_groups, but got "
+            f"input of shape {list(input.shape)} and num_groups={num_groups}."
+        )
+    grouped = input.reshape(n, num_groups, -1)  # (N, G, C/G * spatial)
+    mean, var = mean_and_biased_var(grouped, (2,))  # (N, G, 1)
+    out = ((grouped - mean) * torch.rsqrt(var + eps)).reshape(input.shape)  # (N, C, *)
+    if weight is not None:
+        out = out * channel_view(weight, input.dim())
+    if bias is not None:
+        out = out + channel_view(bias, input.dim())
+    return out
+
+
+class GroupNorm(nn.Module):
+    """Group normalization as a module, mirroring ``torch.nn.GroupNorm``.
+
+    Parameters
+    ----------
+    num_groups : int
+        Number of groups the channels are split into.
+    num_channels : int
+        Number of channels ``C`` (divisible by ``num_groups``).
+    eps : float
+        Added to the variance for numerical stability.
+    affine : bool
+        Learn per-channel ``weight`` (init 1) and, if ``bias``, ``bias`` (init 0).
+    bias : bool
+        Learn the additive ``bias`` (only with ``affine``).
+
+    Shape
+    -----
+    Input ``(N, C, *)``; output the same shape.
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device=None,
+        dtype=None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups != 0:
+            raise ValueError(
+                f"num_channels must be divisible by num_groups, got num_channels={num_channels} "
+                f"and num_groups={num_groups}."
+            )
+        factory = {"device": device, "dtype": dtype}
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = nn.Parameter(torch.empty(num_channels, **factory))
+            if bias:
+                self.bias = nn.Parameter(torch.empty(num_channels, **factory))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Set ``weight`` to ones and ``bias`` to zeros."""
+        if self.weight is not None:
+            nn.init.ones_(self.weight)
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )

@@ -1,0 +1,783 @@
+"""The website as a reader meets it: every page of the built book, opened in a real browser.
+
+The book is served from ``_build/html`` on 127.0.0.1 and every page is loaded in headless
+Chromium (Debian's ``/usr/bin/chromium``, driven by Playwright; nothing downloads a browser).
+One crawl collects what each page shows; each test below then checks one promise the website
+makes to readers and names every page that breaks it. Screenshots of the landing page and of the
+most figure-heavy chapter go to ``artifacts/screenshots/``.
+
+Run after ``make book`` (``make test`` does both). ``BNGUIDE_SITE`` points the tests at another
+build folder, ``BNGUIDE_CHROMIUM`` at another Chromium. The tests that need no build (the API
+reference pages, the dependency lists) always run.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import http.server
+import importlib.util
+import json
+import os
+import re
+import tempfile
+import threading
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("BNGUIDE_SITE", ROOT / "_build" / "html"))
+CHROMIUM = os.environ.get("BNGUIDE_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+# Without the network flags Chromium keeps trying to reach Google's hosts, which this machine's
+# closed network refuses; a fresh --user-data-dir comes from launch_persistent_context.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PAGE_TIMEOUT_MS = 30_000
+
+_spec = importlib.util.spec_from_file_location(
+    "bnguide_api_pages", ROOT / "book" / "reference" / "generate.py"
+)
+api_pages = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(api_pages)
+
+# ---------------------------------------------------------------------------------------------
+# Tests that need no built site
+# ---------------------------------------------------------------------------------------------
+
+
+def test_api_reference_pages_are_up_to_date():
+    expected = api_pages.expected_pages()
+    folder = ROOT / "book" / "reference"
+    present = {p.name for p in folder.glob("*.md")}
+    stale = sorted(
+        name
+        for name, text in expected.items()
+        if not (folder / name).is_file() or (folder / name).read_text() != text
+    )
+    extra = sorted(present - set(expected))
+    assert not stale and not extra, (
+        f"book/reference/ is out of date (to write: {stale}, to delete: {extra}). "
+        "Run `.venv/bin/python book/reference/generate.py` and commit the result."
+    )
+
+
+def test_every_public_module_has_a_reference_page():
+    pages = api_pages.expected_pages()
+    documented = {name.removesuffix(".md") for name in pages} | {api_pages.PACKAGE}
+    for module in api_pages.public_modules():
+        parent = module.rpartition(".")[0]
+        # a submodule whose names are all re-exported is documented on its package's page
+        assert module in documented or parent in documented, module
+
+
+def test_reference_generator_skips_private_modules_and_lists_every_page():
+    modules = api_pages.public_modules()
+    assert modules[0] == "bnguide"
+    assert all(not part.startswith("_") for m in modules for part in m.split("."))
+    index = api_pages.expected_pages()["index.md"]
+    for name in api_pages.expected_pages():
+        if name != "index.md":
+            assert f"   {name.removesuffix('.md')}\n" in index, name
+
+
+def _requirements(text: str) -> set[str]:
+    return {r.replace(" ", "") for r in text}
+
+
+def test_playwright_is_a_test_dependency_in_pyproject_and_environment_yml():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+        pytest.skip("reading pyproject.toml needs Python 3.11+")
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    test_extra = [r for r in extras["optional-dependencies"]["test"] if r.startswith("playwright")]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    in_env = [r for r in pip if r.startswith("playwright")]
+    assert test_extra, "add playwright to the test extra of pyproject.toml"
+    assert _requirements(test_extra) == _requirements(in_env), (test_extra, in_env)
+
+
+# ---------------------------------------------------------------------------------------------
+# The crawl: every page of the built site in Chromium
+# ---------------------------------------------------------------------------------------------
+
+# Collected in the page after it loaded (and after MathJax finished, where the page has math).
+_COLLECT_JS = """
+() => {
+  const main = document.querySelector('main article') || document.querySelector('main')
+    || document.body;
+  const text = el => (el ? el.innerText : '');
+  // Main text without code: what the reader reads as prose.
+  const clone = main.cloneNode(true);
+  clone.querySelectorAll('pre, code, .highlight, script, style').forEach(e => e.remove());
+  const h1 = main.querySelector('h1');
+  const headings = Array.from(main.querySelectorAll('h2'));
+  // Text between the title and the first h2 (the chapter's opening).
+  let opening = '';
+  if (h1) {
+    const range = document.createRange();
+    range.setStartAfter(h1);
+    if (headings.length) range.setEndBefore(headings[0]);
+    else range.setEndAfter(main.lastChild);
+    const frag = range.cloneContents();
+    frag.querySelectorAll('.bnguide-run-locally, pre, .cell').forEach(e => e.remove());
+    opening = frag.textContent;
+  }
+  const lastH2 = headings.length ? headings[headings.length - 1] : null;
+  const lastSection = lastH2 ? lastH2.closest('section') : null;
+  const outputs = Array.from(main.querySelectorAll('.cell_output .output, .output'));
+  return {
+    title: h1 ? h1.innerText.replace(/[#¶]\\s*$/, '').trim() : document.title,
+    links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
+    main_links: Array.from(main.querySelectorAll('a[href]')).map(a => a.href),
+    images: Array.from(main.querySelectorAll('img')).map(i => ({
+      src: i.currentSrc || i.src, alt: i.getAttribute('alt'),
+      loaded: i.complete && i.naturalWidth > 0,
+      in_output: !!i.closest('.cell_output, .output, figure'),
+    })),
+    all_images_loaded: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0))
+      .map(i => i.currentSrc || i.src),
+    math_total: main.querySelectorAll('.math').length,
+    math_typeset: Array.from(main.querySelectorAll('.math'))
+      .filter(m => m.querySelector('mjx-container')).length,
+    math_errors: Array.from(main.querySelectorAll('mjx-merror'))
+      .map(e => e.getAttribute('data-mjx-error') || e.textContent).slice(0, 5),
+    errors_shown: Array.from(main.querySelectorAll(
+        '.output.traceback, .output.error, .system-message, .problematic'))
+      .map(e => e.innerText.slice(0, 300)),
+    stderr: outputs.filter(o => o.classList.contains('stderr')).map(o => o.innerText.slice(0, 300)),
+    prose: clone.innerText,
+    text: text(main),
+    opening: opening,
+    last_heading: lastH2 ? lastH2.innerText.replace(/[#¶]\\s*$/, '').trim() : null,
+    last_section_links: lastSection
+      ? Array.from(lastSection.querySelectorAll('a[href]')).map(a => a.href) : [],
+    term_links: Array.from(main.querySelectorAll('a[href] .std-term'))
+      .map(s => s.closest('a').href),
+    run_note: text(main.querySelector('.bnguide-run-locally')),
+    output_images: Array.from(main.querySelectorAll('.cell_output img, .output img')).length,
+  };
+}
+"""
+
+_WAIT_FOR_MATH_JS = """
+async () => {
+  if (!document.querySelector('.math')) return true;
+  for (let i = 0; i < 200 && !(window.MathJax && MathJax.startup && MathJax.startup.promise); i++) {
+    await new Promise(r => setTimeout(r, 50));
+  }
+  if (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) return false;
+  await MathJax.startup.promise;
+  return true;
+}
+"""
+
+_WAIT_FOR_IMAGES_JS = """
+async () => {
+  const imgs = Array.from(document.images);
+  imgs.forEach(i => { i.loading = 'eager'; });
+  await Promise.all(imgs.map(i => i.complete ? null : new Promise(r => {
+    i.addEventListener('load', r); i.addEventListener('error', r); setTimeout(r, 5000);
+  })));
+}
+"""
+
+
+@dataclass
+class PageReport:
+    """What one page showed in the browser."""
+
+    path: str  # relative to the site root, e.g. "book/data.html"
+    source: str | None  # "book/data.ipynb" for pages built from a source file
+    console_errors: list[str] = field(default_factory=list)
+    failed_requests: list[str] = field(default_factory=list)
+    external_requests: list[str] = field(default_factory=list)
+    math_ready: bool = True
+    info: dict = field(default_factory=dict)
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """Serves the site quietly; theme assets may be cached, as any web server lets them be."""
+
+    def end_headers(self):
+        if "/_static/" in self.path:
+            self.send_header("Cache-Control", "max-age=3600")
+        super().end_headers()
+
+    def log_message(self, *args):  # keep pytest's output clean
+        pass
+
+
+class _IdCollector(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for key, value in attrs:
+            if key in ("id", "name") and value:
+                self.ids.add(value)
+
+
+@functools.cache
+def _anchors(path: Path) -> frozenset[str]:
+    parser = _IdCollector()
+    parser.feed(path.read_text(errors="replace"))
+    return frozenset(parser.ids)
+
+
+_REDIRECT = re.compile(r'<meta\s+http-equiv="refresh"\s+content="\d+;\s*url=([^"]+)"', re.I)
+
+
+def _html_pages() -> list[str]:
+    skip = ("_static/", "_sources/", "_images/", "_downloads/")
+    return sorted(
+        p.relative_to(SITE).as_posix()
+        for p in SITE.rglob("*.html")
+        if not p.relative_to(SITE).as_posix().startswith(skip)
+    )
+
+
+def _redirect_target(page: str) -> str | None:
+    """Where a redirect-only page (a meta refresh, like the root index.html) sends readers."""
+    match = _REDIRECT.search((SITE / page).read_text(errors="replace")[:2000])
+    return match.group(1) if match else None
+
+
+def _source_of(page: str) -> str | None:
+    stem = page.removesuffix(".html")
+    for suffix in (".ipynb", ".md"):
+        if (SITE / "_sources" / (stem + suffix)).is_file():
+            return stem + suffix
+    return None
+
+
+@pytest.fixture(scope="module")
+def site():
+    if not (SITE / "index.html").is_file():
+        pytest.skip(f"the book is not built ({SITE}/index.html is missing): run `make book` first")
+    return SITE
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    handler = functools.partial(_Handler, directory=str(site))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"No Chromium at {CHROMIUM}. Install Debian's: `apt-get install chromium` "
+            "(.ci/run does this), or point BNGUIDE_CHROMIUM at a Chromium binary."
+        )
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    with tempfile.TemporaryDirectory(prefix="bnguide-chromium-") as profile:
+        with sync_api.sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1280, "height": 900},
+            )
+            context.set_default_timeout(PAGE_TIMEOUT_MS)
+            yield context
+            context.close()
+
+
+class _Crawler:
+    """One browser tab that visits pages in turn and reports what each one showed."""
+
+    def __init__(self, context, base: str):
+        self.base = base
+        self.report: PageReport | None = None
+        self.page = context.new_page()
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda exc: self._note("console_errors", f"uncaught: {exc}"))
+        self.page.on("request", self._on_request)
+        self.page.on("response", self._on_response)
+        self.page.on("requestfailed", self._on_failed)
+
+    def _note(self, kind: str, text: str) -> None:
+        if self.report is not None:
+            getattr(self.report, kind).append(text)
+
+    def _on_console(self, msg) -> None:
+        if msg.type == "error":
+            self._note("console_errors", f"{msg.text} ({(msg.location or {}).get('url', '')})")
+
+    def _on_request(self, request) -> None:
+        if not request.url.startswith((self.base, "data:", "blob:", "about:")):
+            self._note("external_requests", request.url)  # the book must work offline
+
+    def _on_response(self, response) -> None:
+        if response.url.startswith(self.base) and response.status >= 400:
+            self._note("failed_requests", f"{response.status} {response.url}")
+
+    def _on_failed(self, request) -> None:
+        if request.url.startswith(self.base):
+            self._note("failed_requests", f"{request.failure} {request.url}")
+
+    def visit(self, page_path: str) -> PageReport:
+        self.report = report = PageReport(path=page_path, source=_source_of(page_path))
+        target = _redirect_target(page_path)
+        if target is not None:  # checked like a link; the browser would just move on
+            report.info = {"links": [urllib.parse.urljoin(self.base + page_path, target)]}
+            return report
+        self.page.goto(self.base + page_path, wait_until="load")
+        self.page.evaluate(_WAIT_FOR_IMAGES_JS)
+        report.math_ready = bool(self.page.evaluate(_WAIT_FOR_MATH_JS))
+        report.info = self.page.evaluate(_COLLECT_JS)
+        self.report = None
+        return report
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture(scope="module")
+def crawl(browser, server) -> dict[str, PageReport]:
+    start = time.perf_counter()
+    crawler = _Crawler(browser, server)
+    try:
+        reports = {page_path: crawler.visit(page_path) for page_path in _html_pages()}
+    finally:
+        crawler.close()
+    print(f"\ncrawled {len(reports)} pages in {time.perf_counter() - start:.1f} s")
+    _screenshots(browser, server, reports)
+    return reports
+
+
+def _browsed(crawl: dict[str, PageReport]) -> dict[str, PageReport]:
+    """The pages the browser rendered (redirect-only pages left out)."""
+    return {p: r for p, r in crawl.items() if "text" in r.info}
+
+
+def _chapters(crawl: dict[str, PageReport]) -> list[PageReport]:
+    """Pages a reader reads as chapters: built from book/, not the landing or back matter."""
+    root_page = _root_page()
+    back_matter = ("book/reference/", "book/glossary", "book/bibliography")
+    return [
+        r
+        for r in _browsed(crawl).values()
+        if r.source
+        and r.source.startswith("book/")
+        and not r.source.startswith(back_matter)
+        and r.path != root_page
+    ]
+
+
+def _is_chapter_file(path: Path) -> bool:
+    page = path.relative_to(SITE).as_posix()
+    back_matter = ("book/reference/", "book/glossary", "book/bibliography")
+    return page.startswith("book/") and not page.startswith(back_matter)
+
+
+def _root_page() -> str:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return toc["root"] + ".html"
+
+
+def _fail_listing(problems: dict[str, object], what: str) -> None:
+    if problems:
+        lines = "\n".join(f"  {page}: {detail}" for page, detail in sorted(problems.items()))
+        pytest.fail(f"{len(problems)} page(s) {what}:\n{lines}", pytrace=False)
+
+
+def _local_target(url: str, base: str) -> tuple[Path, str] | None:
+    """The file and fragment a same-site URL points at; None for other sites."""
+    if not url.startswith(base):
+        return None
+    parts = urllib.parse.urlsplit(url)
+    path = urllib.parse.unquote(parts.path).lstrip("/")
+    if path == "" or path.endswith("/"):
+        path += "index.html"
+    return SITE / path, urllib.parse.unquote(parts.fragment)
+
+
+def _screenshots(context, base: str, reports: dict[str, PageReport]) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    chapters = [r for r in reports.values() if r.info.get("output_images")]
+    heavy = max(chapters, key=lambda r: r.info["output_images"], default=None)
+    page = context.new_page()
+    try:
+        for theme in ("light", "dark"):
+            page.goto(base + _root_page())
+            _set_theme(page, theme)
+            page.screenshot(path=SCREENSHOTS / f"landing-{theme}.png", full_page=True)
+            if heavy is not None:
+                page.goto(base + heavy.path)
+                page.evaluate(_WAIT_FOR_IMAGES_JS)
+                page.evaluate(_WAIT_FOR_MATH_JS)
+                _set_theme(page, theme)
+                page.locator(".cell_output img").first.scroll_into_view_if_needed()
+                name = Path(heavy.path).stem
+                page.screenshot(path=SCREENSHOTS / f"figures-{name}-{theme}.png")
+    finally:
+        page.close()
+
+
+def _set_theme(page, theme: str) -> None:
+    # pydata-sphinx-theme reads data-theme/data-mode on <html>
+    page.evaluate(
+        "t => { document.documentElement.dataset.theme = t;"
+        " document.documentElement.dataset.mode = t; }",
+        theme,
+    )
+    page.wait_for_timeout(200)
+
+
+# --- what every page promises ----------------------------------------------------------------
+
+
+def test_pages_load_without_console_errors(crawl):
+    problems = {
+        p: r.console_errors + r.failed_requests for p, r in _browsed(crawl).items() if r.console_errors
+    }
+    problems.update({p: r.failed_requests for p, r in _browsed(crawl).items() if r.failed_requests})
+    _fail_listing(problems, "log errors in the browser console or fail to load a resource")
+
+
+def test_pages_fetch_nothing_from_other_sites(crawl):
+    problems = {p: r.external_requests[:5] for p, r in _browsed(crawl).items() if r.external_requests}
+    _fail_listing(problems, "fetch resources from other sites (the book must work offline)")
+
+
+def test_no_cell_error_traceback_or_warning_is_shown(crawl):
+    pattern = re.compile(r"Traceback \(most recent call last\)|\w+(Error|Exception)\b|Warning\b")
+    problems = {}
+    for p, r in _browsed(crawl).items():
+        found = list(r.info["errors_shown"])
+        found += [s for s in r.info["stderr"] if pattern.search(s)]
+        if "Traceback (most recent call last)" in r.info["text"]:
+            found.append("'Traceback (most recent call last)' in the page text")
+        if found:
+            problems[p] = found
+    _fail_listing(problems, "show an error, a traceback or a warning to readers")
+
+
+def test_no_unrendered_markup_is_shown(crawl):
+    pattern = re.compile(
+        r"\{(py:\w+|term|cite(:\w+)?|doc|ref|numref|eq|glue(:\w+)?|math)\}`|^:::|^```", re.M
+    )
+    problems = {p: pattern.findall(r.info["prose"])[:5] for p, r in _browsed(crawl).items()}
+    _fail_listing({p: v for p, v in problems.items() if v}, "show MyST markup as raw text")
+
+
+def test_every_image_loads(crawl):
+    problems = {p: r.info["all_images_loaded"] for p, r in _browsed(crawl).items()}
+    _fail_listing({p: v for p, v in problems.items() if v}, "have images that do not load")
+
+
+def test_math_is_typeset_by_mathjax(crawl):
+    problems = {}
+    for p, r in _browsed(crawl).items():
+        total, done = r.info["math_total"], r.info["math_typeset"]
+        if not r.math_ready:
+            problems[p] = "MathJax never started"
+        elif done < total:
+            problems[p] = f"{total - done} of {total} formulas not typeset"
+        elif r.info["math_errors"]:
+            problems[p] = f"MathJax errors: {r.info['math_errors']}"
+    _fail_listing(problems, "have math that MathJax did not typeset")
+
+
+def test_every_internal_link_resolves_to_a_page_and_anchor(crawl, server):
+    problems = {}
+    for p, r in crawl.items():
+        broken = set()
+        for url in r.info["links"]:
+            target = _local_target(url, server)
+            if target is None:
+                continue
+            path, fragment = target
+            if not path.is_file():
+                broken.add(f"{url.removeprefix(server)} (no such file)")
+            elif fragment and path.suffix == ".html" and fragment not in _anchors(path):
+                broken.add(f"{url.removeprefix(server)} (no anchor #{fragment})")
+        if broken:
+            problems[p] = sorted(broken)[:10]
+    _fail_listing(problems, "link to pages or anchors that do not exist")
+
+
+def test_citations_resolve_to_the_bibliography(crawl, server):
+    bibliography = SITE / "book" / "bibliography.html"
+    assert bibliography.is_file(), "the bibliography page is missing"
+    entries = _anchors(bibliography)
+    problems = {}
+    for p, r in _browsed(crawl).items():
+        for url in r.info["main_links"]:
+            target = _local_target(url, server)
+            if target and target[0] == bibliography and target[1] not in entries:
+                problems.setdefault(p, []).append(url)
+    _fail_listing(problems, "cite entries missing from the bibliography")
+
+
+def test_output_figures_have_alt_text(crawl):
+    filename = re.compile(r"(^|/)[\w.-]+\.(png|jpe?g|svg|gif)$", re.I)
+    problems = {}
+    for p, r in _browsed(crawl).items():
+        missing = [
+            Path(img["src"]).name
+            for img in r.info["images"]
+            if img["in_output"] and (not (img["alt"] or "").strip() or filename.search(img["alt"]))
+        ]
+        if missing:
+            problems[p] = f"{len(missing)} figure(s) without alt text, e.g. {missing[0]}"
+    _fail_listing(
+        problems,
+        "show figures without alt text (give the cell the metadata "
+        '{"mystnb": {"image": {"alt": "what the figure shows"}}})',
+    )
+
+
+def test_figures_are_opaque_so_the_dark_theme_does_not_swallow_them(site):
+    import matplotlib.image as mpimg
+
+    transparent = []
+    for png in sorted((site / "_images").glob("*.png")):
+        pixels = mpimg.imread(png)
+        if pixels.ndim == 3 and pixels.shape[2] == 4 and pixels[..., 3].min() < 1.0:
+            transparent.append(png.name)
+    assert not transparent, (
+        f"{len(transparent)} figure(s) have transparent pixels, which the dark theme shows as "
+        f"black on dark grey: {transparent[:5]}. Keep bnguide.style's white figure background."
+    )
+
+
+def test_notebooks_with_figures_use_the_book_style():
+    problems = {}
+    for notebook in sorted((ROOT / "book").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in notebook.parts:
+            continue
+        cells = json.loads(notebook.read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        has_figure = any(
+            "image/png" in out.get("data", {}) for c in cells for out in c.get("outputs", [])
+        )
+        if has_figure and not re.search(r"\bstyle\.use\(\)", code):
+            problems[notebook.relative_to(ROOT).as_posix()] = "never calls bnguide.style.use()"
+    _fail_listing(problems, "draw figures without the book's style sheet")
+
+
+# --- what chapters promise -------------------------------------------------------------------
+
+_DURATION = re.compile(
+    r"\b(\d+|a few|one|two|three|four|five|ten|fifteen|twenty|thirty)\s*(-\s*)?"
+    r"(seconds?|minutes?|mins?|hours?)\b",
+    re.I,
+)
+_TEACHES = re.compile(
+    r"\b(learn|teach|teaches|gives you|you will|you'll|covers|shows|explains|"
+    r"this (chapter|page|section))\b",
+    re.I,
+)
+_NEXT = re.compile(
+    r"where (to go )?next|what('s| is)? next|next steps?|read next|going further|further reading"
+    r"|up next|where to go",
+    re.I,
+)
+
+
+def test_chapters_open_with_what_they_teach_and_how_long_they_take(crawl):
+    problems = {}
+    for r in _chapters(crawl):
+        missing = []
+        if not _DURATION.search(r.info["opening"]):
+            missing.append("no reading time (e.g. 'Reading time: about 5 minutes')")
+        if not _TEACHES.search(r.info["opening"]):
+            missing.append("no sentence saying what the chapter teaches")
+        if missing:
+            problems[r.path] = "; ".join(missing) + " before the first section"
+    _fail_listing(problems, "do not open with what they teach and how long they take")
+
+
+def test_chapters_end_with_where_to_go_next(crawl, server):
+    problems = {}
+    for r in _chapters(crawl):
+        heading = r.info["last_heading"]
+        own = r.path
+        onward = [
+            u
+            for u in r.info["last_section_links"]
+            if (t := _local_target(u, server)) and t[0].suffix == ".html" and t[0] != SITE / own
+        ]
+        if heading is None or not _NEXT.search(heading):
+            problems[r.path] = f"last section is {heading!r}, not a 'Where next' section"
+        elif not onward:
+            problems[r.path] = f"its last section {heading!r} links to no other page"
+    _fail_listing(problems, "do not end with where to go next")
+
+
+def test_notebook_pages_offer_the_ipynb_and_the_command_that_runs_them(crawl, server):
+    problems = {}
+    for r in crawl.values():
+        if not (r.source or "").endswith(".ipynb"):
+            continue
+        downloads = [
+            t
+            for u in r.info["links"]
+            if (t := _local_target(u, server)) and t[0].name.endswith(".ipynb") and t[0].is_file()
+        ]
+        if not downloads:
+            problems[r.path] = "no link to download the .ipynb"
+        elif r.source not in r.info["run_note"]:
+            problems[r.path] = "no note with the command that runs it locally"
+    _fail_listing(problems, "cannot be downloaded or run as notebooks")
+
+
+# Terms a chapter should link to the glossary when it uses them (the first use is enough).
+GLOSSARY_TERMS = (
+    "internal covariate shift",
+    "population statistics",
+    "running statistics",
+    "ghost batch",
+    "precise BN",
+    "batch renormalization",
+    "gradient predictiveness",
+    "train-test discrepancy",
+    "Bessel's correction",
+    "cumulative moving average",
+)
+
+
+def _glossary_entries() -> dict[str, int]:
+    """Anchor id -> entry number, for every term (and alias) on the glossary page."""
+
+    class Parser(html.parser.HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.entry, self.last, self.ids = 0, None, {}
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "dt" and attrs.get("id", "").startswith("term-"):
+                if self.last != "dt":
+                    self.entry += 1
+                self.ids[attrs["id"]] = self.entry
+            if tag in ("dt", "dd"):
+                self.last = tag
+
+    parser = Parser()
+    parser.feed((SITE / "book" / "glossary.html").read_text())
+    return parser.ids
+
+
+def _term_id(term: str) -> str:
+    # Sphinx: "term-" + the term with spaces as hyphens (case and other characters kept)
+    return "term-" + re.sub(r"\s+", "-", term)
+
+
+def test_glossary_defines_the_terms_chapters_must_link(site):
+    ids = _glossary_entries()
+    missing = [t for t in GLOSSARY_TERMS if _term_id(t) not in ids]
+    assert not missing, f"book/glossary.md does not define {missing}"
+
+
+def test_chapters_link_the_glossary_terms_they_use(crawl):
+    ids = _glossary_entries()
+    problems = {}
+    for r in _chapters(crawl):
+        linked = {ids.get(urllib.parse.urlsplit(u).fragment) for u in r.info["term_links"]}
+        unlinked = [
+            term
+            for term in GLOSSARY_TERMS
+            if re.search(rf"\b{re.escape(term)}\b", r.info["prose"], re.I)
+            and ids[_term_id(term)] not in linked
+        ]
+        if unlinked:
+            problems[r.path] = f"uses {unlinked} without a {{term}} link"
+    _fail_listing(problems, "use glossary terms without linking the glossary")
+
+
+def test_chapters_link_the_api_reference_of_the_modules_they_import(crawl, server):
+    imports = re.compile(
+        r"^\s*(?:from\s+(bnguide(?:\.\w+)*)\s+import\s+([\w\s,()]+)|import\s+(bnguide(?:\.\w+)*))",
+        re.M,
+    )
+    modules_with_pages = {p.stem for p in (SITE / "book" / "reference").glob("bnguide*.html")}
+    problems = {}
+    for r in _chapters(crawl):
+        if not (r.source or "").endswith(".ipynb"):
+            continue
+        cells = json.loads((SITE / "_sources" / r.source).read_text())["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        used = set()
+        for package, names, module in imports.findall(code):
+            if module:
+                used.add(module)
+            for name in re.findall(r"\w+", names):
+                submodule = f"{package}.{name}"
+                used.add(submodule if submodule in modules_with_pages else package)
+        used = {
+            m if m in modules_with_pages else m.rpartition(".")[0] for m in used if m != "bnguide"
+        } - {"bnguide.style"}  # the figure style is not a helper a chapter explains
+        linked = {
+            t[0].stem
+            for u in r.info["main_links"]
+            if (t := _local_target(u, server)) and t[0].parent.name == "reference"
+        }
+        missing = sorted(m for m in used if m in modules_with_pages and m not in linked)
+        if missing:
+            problems[r.path] = f"imports {missing} but never links their reference pages"
+    _fail_listing(
+        problems,
+        "use bnguide helpers without linking their API reference "
+        "(write {py:func}`bnguide.module.function`)",
+    )
+
+
+def test_reference_pages_link_back_to_a_chapter(crawl, server):
+    problems = {}
+    for p, r in _browsed(crawl).items():
+        if not p.startswith("book/reference/bnguide"):
+            continue
+        chapters = [
+            u
+            for u in r.info["main_links"]
+            if (t := _local_target(u, server)) and t[0].suffix == ".html" and _is_chapter_file(t[0])
+        ]
+        if not chapters:
+            problems[p] = "no link to a chapter (add 'Used in :doc:`/book/<chapter>`.')"
+    _fail_listing(problems, "of the API reference do not link back to the chapter using them")
+
+
+def test_search_finds_a_glossary_term(browser, server):
+    page = browser.new_page()
+    try:
+        page.goto(server + "search.html?q=covariate")
+        results = page.locator("#search-results li a")
+        results.first.wait_for()
+        hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
+    finally:
+        page.close()
+    assert any("glossary" in (h or "") for h in hrefs), hrefs
+
+
+def test_screenshots_are_written(crawl):
+    shots = sorted(p.name for p in SCREENSHOTS.glob("*.png"))
+    assert "landing-light.png" in shots and "landing-dark.png" in shots, shots
+    for name in shots:
+        assert (SCREENSHOTS / name).stat().st_size > 10_000, f"{name} looks empty"
