@@ -26,7 +26,9 @@ book: $(STAMP)
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html in a browser."
 
 # Each stage prints how long it took. The book build runs first: it fills the experiment cache,
-# so nbval's second execution of every notebook computes no experiment again.
+# so nbval's second execution of every notebook computes no experiment again, and pytest's
+# tests/test_website.py then opens every page of the fresh _build/html in headless Chromium
+# (screenshots in artifacts/screenshots/).
 define timed
 	@t0=$$(date +%s); $(2); rc=$$?; echo "==> stage '$(1)' took $$(( $$(date +%s) - t0 )) s"; exit $$rc
 endef

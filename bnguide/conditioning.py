@@ -1,11 +1,11 @@
-"""Why scaling inputs helps gradient descent: linear regression with raw, min-max and
-standardized features.
+"""Why scaling inputs helps gradient descent: linear regression with raw, min-max,
+standardized and whitened features, and what whitening would cost inside a network.
 
 Gradient descent on a least-squares loss converges at a rate set by the condition number of the
-Hessian: features on very different scales stretch the loss surface into a narrow valley. This
-module builds a small, deterministic regression problem (two features on different scales) and
-measures the effect of rescaling them. Used in chapter *The full guide: implementation* (page
-*Why normalize at all*).
+Hessian: features on very different scales, or strongly correlated, stretch the loss surface
+into a narrow valley. This module builds a small, deterministic regression problem (two
+correlated features on different scales) and measures the effect of rescaling them. Used in
+chapter *The full guide: implementation* (page *Why normalize at all*).
 """
 
 from __future__ import annotations
@@ -20,11 +20,12 @@ __all__ = [
     "condition_number",
     "gradient_descent",
     "make_regression",
+    "normalization_cost",
     "preprocess",
     "steps_to_tolerance",
 ]
 
-PREPROCESSINGS = ("raw", "min-max", "standardize")
+PREPROCESSINGS = ("raw", "min-max", "standardize", "whiten")
 
 
 def make_regression(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -54,8 +55,9 @@ def preprocess(x: np.ndarray, method: str) -> np.ndarray:
     ----------
     x : ndarray
         ``(n, d)`` features.
-    method : {"raw", "min-max", "standardize"}
-        ``"min-max"`` maps each feature to [0, 1]; ``"standardize"`` to mean 0 and std 1.
+    method : {"raw", "min-max", "standardize", "whiten"}
+        ``"min-max"`` maps each feature to [0, 1]; ``"standardize"`` to mean 0 and std 1;
+        ``"whiten"`` (ZCA) also removes the correlations: covariance the identity.
 
     Returns
     -------
@@ -69,6 +71,10 @@ def preprocess(x: np.ndarray, method: str) -> np.ndarray:
         return (x - low) / (high - low)
     if method == "standardize":
         return (x - x.mean(axis=0)) / x.std(axis=0)
+    if method == "whiten":
+        centered = x - x.mean(axis=0)
+        eigenvalues, eigenvectors = np.linalg.eigh(centered.T @ centered / len(x))
+        return centered @ (eigenvectors / np.sqrt(eigenvalues)) @ eigenvectors.T
     raise ValueError(f"preprocess: method must be one of {PREPROCESSINGS}, got {method!r}.")
 
 
@@ -140,3 +146,21 @@ def steps_to_tolerance(result: GDResult, rtol: float = 1e-3) -> int | None:
     """First step whose loss is within ``rtol`` (relative) of the optimum, or None if never."""
     hits = np.flatnonzero(result.excess <= rtol * result.optimum)
     return int(hits[0]) if len(hits) else None
+
+
+def normalization_cost(m: int, d: int) -> dict[str, int]:
+    """Multiply-adds per forward pass to normalize a mini-batch of ``m`` vectors of ``d`` features.
+
+    Leading terms only: batch norm needs a few per value (mean, variance, normalize: ``3 m d``);
+    full whitening needs the covariance (``m d^2``), its inverse square root (an eigenvalue
+    decomposition, about ``9 d^3``, a common estimate for a symmetric eigensolver) and the product
+    with it (``m d^2``), and then the same again, transposed, in the backward pass.
+
+    Returns
+    -------
+    dict
+        ``{"batch norm": ..., "whitening": ...}``.
+    """
+    if m < 2 or d < 1:
+        raise ValueError(f"normalization_cost: need m >= 2 and d >= 1, got m={m}, d={d}.")
+    return {"batch norm": 3 * m * d, "whitening": 2 * m * d * d + 9 * d**3}

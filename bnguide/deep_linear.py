@@ -9,7 +9,8 @@ the optimization. A normalization layer (BN or an Lp norm, all using full-batch 
 follows each linear layer except the last, so that the output can take any scale.
 
 Used in chapters *Why BN works: internal covariate shift* and *Why BN works: a smoother
-landscape*; :func:`unit_moment_sensitivity` is the demo of *Why BN works: interdependency*.
+landscape*; :func:`unit_moment_sensitivity` and :func:`upstream_perturbation` are the demos of
+*Why BN works: interdependency*.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "make_problem",
     "sum_squared_error",
     "unit_moment_sensitivity",
+    "upstream_perturbation",
 ]
 
 # norm name -> p of the Lp normalization (None: batch norm itself)
@@ -192,3 +194,46 @@ def unit_moment_sensitivity(net: DeepLinearNet, x: Tensor, layer: int, unit: int
             out[i] += sq**0.5
             k += len(names)
     return out
+
+
+@torch.no_grad()
+def upstream_perturbation(
+    net: DeepLinearNet, x: Tensor, layer: int, *, source: int = 0, rel_size: float = 0.05, seed=0
+) -> dict[str, Tensor]:
+    """Nudge one early layer's weight and report how the units after ``layer`` change.
+
+    The weight of linear layer ``source`` moves by a random direction of norm
+    ``rel_size * ||W_source||``; the units are read after layer ``layer`` (after its norm).
+
+    Returns
+    -------
+    dict of Tensor, each ``(dim,)``
+        ``"mean"`` and ``"std"``: absolute change of each unit's batch mean and standard
+        deviation; ``"values"``: root-mean-square change of the unit's value per example.
+    """
+    if not 0 <= source <= layer < net.depth:
+        raise ValueError(f"need 0 <= source <= layer < {net.depth}, got {source} and {layer}.")
+
+    def read() -> Tensor:
+        h = x
+        for i in range(layer + 1):
+            h = h @ net.layers[i].weight.T  # (N, d)
+            if i < len(net.norms):
+                h = net.norms[i](h)
+        return h
+
+    before = read()  # (N, d)
+    weight = net.layers[source].weight
+    gen = torch.Generator().manual_seed(seed)
+    direction = torch.randn(weight.shape, generator=gen, dtype=weight.dtype)
+    delta = direction * (rel_size * weight.norm() / direction.norm())
+    weight.add_(delta)
+    try:
+        after = read()
+    finally:
+        weight.sub_(delta)
+    return {
+        "mean": (after.mean(0) - before.mean(0)).abs(),
+        "std": (after.std(0, unbiased=False) - before.std(0, unbiased=False)).abs(),
+        "values": (after - before).square().mean(0).sqrt(),
+    }

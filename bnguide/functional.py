@@ -28,45 +28,37 @@ def _per_channel(t: Tensor, ndim: int) -> Tensor:
     return t if ndim == 2 else t.view((1, -1) + (1,) * (ndim - 2))
 
 
-def _scale_shift(x_hat: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
-    # gamma * x_hat + beta, in one pass when both are given
-    ndim = x_hat.dim()
-    if weight is not None and bias is not None:
-        return torch.addcmul(_per_channel(bias, ndim), x_hat, _per_channel(weight, ndim))
-    if weight is not None:
-        return x_hat * _per_channel(weight, ndim)
-    if bias is not None:
-        return x_hat + _per_channel(bias, ndim)
-    return x_hat
-
-
-def _normalize(input: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    # x_hat, and the per-channel batch mean, biased variance and 1 / sqrt(var + eps)
+def _batch_statistics(input: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    # centered input, and per-channel batch mean, biased variance and 1 / sqrt(var + eps)
     dims, ndim = reduce_dims(input), input.dim()
-    mean = input.mean(dims)  # (C,)
+    m = input.numel() // input.shape[1]  # values per channel
+    mean = input.sum(dims) / m  # (C,); sum then divide: cheaper than Tensor.mean on small inputs
     centered = input - _per_channel(mean, ndim)  # (N, C, *)
-    var = (centered * centered).mean(dims)  # (C,) biased; two passes: stable
-    invstd = torch.rsqrt(var + eps)  # (C,)
-    x_hat = centered * _per_channel(invstd, ndim)  # (N, C, *)
-    return x_hat, mean, var, invstd
+    var = (centered * centered).sum(dims) / m  # (C,) biased; two passes: stable
+    return centered, mean, var, torch.rsqrt(var + eps)
 
 
-def _closed_form_backward(
-    grad_out: Tensor, x_hat: Tensor, invstd: Tensor, weight: Tensor | None, need_input_grad: bool
-) -> tuple[Tensor | None, Tensor, Tensor]:
-    # (dx, dgamma, dbeta) from the upstream gradient g:
-    # dx = w * invstd * (g - (dbeta + x_hat * dgamma) / m), with dbeta = sum(g) and
-    # dgamma = sum(g * x_hat) over each channel's m values.
-    dims, ndim = reduce_dims(x_hat), x_hat.dim()
-    m = x_hat.numel() // x_hat.shape[1]  # values per channel
-    dbeta = grad_out.sum(dims)  # (C,)
-    dgamma = (grad_out * x_hat).sum(dims)  # (C,)
-    if not need_input_grad:
-        return None, dgamma, dbeta
-    scale = invstd if weight is None else invstd * weight  # (C,)
-    grad_input = torch.addcmul(_per_channel(dbeta, ndim), x_hat, _per_channel(dgamma, ndim))
-    grad_input = torch.add(grad_out, grad_input, alpha=-1.0 / m)  # (N, C, *)
-    return grad_input.mul_(_per_channel(scale, ndim)), dgamma, dbeta
+def _input_gradient(
+    grad_out: Tensor,
+    centered: Tensor,
+    invstd: Tensor,
+    scale: Tensor,
+    dbeta: Tensor,
+    dgamma: Tensor,
+    out: Tensor | None = None,
+) -> Tensor:
+    # dx = scale * (g - (dbeta + x_hat * dgamma) / m), with x_hat = centered * invstd and
+    # scale = gamma * invstd, evaluated as a * g + b * centered + c with per-channel a, b, c:
+    # two passes over memory. ``out`` may name a scratch tensor to write into.
+    ndim = centered.dim()
+    k = scale / -(centered.numel() // centered.shape[1])  # -scale / m, (C,)
+    c = _per_channel(k * dbeta, ndim)
+    b = _per_channel(k * invstd * dgamma, ndim)
+    if out is None:
+        grad_input = torch.addcmul(c, grad_out, _per_channel(scale, ndim))
+    else:
+        grad_input = torch.addcmul(c, grad_out, _per_channel(scale, ndim), out=out)
+    return grad_input.addcmul_(centered, b)  # (N, C, *)
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -80,9 +72,15 @@ class BatchNormFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, input, weight, bias, eps):
-        x_hat, mean, var, invstd = _normalize(input, eps)
-        out = _scale_shift(x_hat, weight, bias)
-        ctx.save_for_backward(input, x_hat, invstd, weight)
+        ndim = input.dim()
+        centered, mean, var, invstd = _batch_statistics(input, eps)
+        scale = invstd if weight is None else invstd * weight  # (C,)
+        # y = gamma * (x - mean) * invstd + beta, written straight from the centered input
+        if bias is None:
+            out = centered * _per_channel(scale, ndim)  # (N, C, *)
+        else:
+            out = torch.addcmul(_per_channel(bias, ndim), centered, _per_channel(scale, ndim))
+        ctx.save_for_backward(input, centered, invstd, weight)
         ctx.eps, ctx.has_bias = eps, bias is not None
         ctx.mark_non_differentiable(mean, var)
         ctx.set_materialize_grads(False)  # no zero gradients made for mean and var
@@ -92,15 +90,25 @@ class BatchNormFunction(torch.autograd.Function):
     def backward(ctx, grad_out, _grad_mean, _grad_var):
         if grad_out is None:  # no gradient reached the output (mean and var get none)
             return None, None, None, None
-        input, x_hat, invstd, weight = ctx.saved_tensors
-        if torch.is_grad_enabled():
-            # create_graph=True: rebuild x_hat from the input with differentiable operations,
-            # so that second derivatives flow through the statistics too.
-            x_hat, _, _, invstd = _normalize(input, ctx.eps)
-        needs = ctx.needs_input_grad
-        grad_input, dgamma, dbeta = _closed_form_backward(grad_out, x_hat, invstd, weight, needs[0])
-        grad_weight = dgamma if weight is not None and needs[1] else None
-        grad_bias = dbeta if ctx.has_bias and needs[2] else None
+        input, centered, invstd, weight = ctx.saved_tensors
+        double = torch.is_grad_enabled()  # create_graph=True: the backward is differentiated
+        if double:
+            # rebuild the statistics from the input with differentiable operations, so that
+            # second derivatives flow through them too
+            centered, _, _, invstd = _batch_statistics(input, ctx.eps)
+        dims = reduce_dims(centered)
+        scratch = grad_out * centered  # (N, C, *)
+        dbeta = grad_out.sum(dims)  # (C,)
+        dgamma = scratch.sum(dims) * invstd  # sum(g * x_hat), (C,)
+        grad_input = None
+        if ctx.needs_input_grad[0]:
+            scale = invstd if weight is None else invstd * weight  # (C,)
+            # reuse the scratch tensor for the result unless autograd is recording
+            grad_input = _input_gradient(
+                grad_out, centered, invstd, scale, dbeta, dgamma, None if double else scratch
+            )
+        grad_weight = dgamma if weight is not None and ctx.needs_input_grad[1] else None
+        grad_bias = dbeta if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_input, grad_weight, grad_bias, None
 
 
@@ -225,6 +233,8 @@ def batch_norm(
         return out
     # Evaluation: a fixed per-channel affine map; plain torch ops, so autograd differentiates it.
     ndim = input.dim()
-    invstd = torch.rsqrt(running_var + eps)  # (C,)
-    x_hat = (input - _per_channel(running_mean, ndim)) * _per_channel(invstd, ndim)  # (N, C, *)
-    return _scale_shift(x_hat, weight, bias)
+    scale = torch.rsqrt(running_var + eps)  # (C,)
+    if weight is not None:
+        scale = scale * weight
+    out = (input - _per_channel(running_mean, ndim)) * _per_channel(scale, ndim)  # (N, C, *)
+    return out if bias is None else out + _per_channel(bias, ndim)

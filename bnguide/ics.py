@@ -47,7 +47,9 @@ def wasserstein_1d(a: Tensor, b: Tensor) -> Tensor:
     return (a.sort(dim=0).values - b.sort(dim=0).values).abs().mean(dim=0)
 
 
-def distribution_shift(snapshots: Tensor, *, reference: str = "previous") -> Tensor:
+def distribution_shift(
+    snapshots: Tensor, *, reference: str = "previous", relative: bool = False
+) -> Tensor:
     """How far each snapshot of a layer's inputs is from another, averaged over units.
 
     Parameters
@@ -57,11 +59,14 @@ def distribution_shift(snapshots: Tensor, *, reference: str = "previous") -> Ten
     reference : {"previous", "first"}
         Compare each snapshot with the one before it (how fast the distribution moves), or
         with the first (how far it has drifted since initialisation).
+    relative : bool
+        Divide each unit's distance by that unit's standard deviation in the later snapshot, so
+        that layers of different scale can be compared.
 
     Returns
     -------
     Tensor
-        ``(T - 1,)``: mean over units of :func:`wasserstein_1d`.
+        ``(T - 1,)``: mean over units of :func:`wasserstein_1d` (relative or not).
     """
     if snapshots.dim() != 3 or snapshots.shape[0] < 2:
         raise ValueError(
@@ -71,7 +76,13 @@ def distribution_shift(snapshots: Tensor, *, reference: str = "previous") -> Ten
         raise ValueError(f"reference must be 'previous' or 'first', got {reference!r}.")
     later = snapshots[1:]  # (T-1, N, C)
     earlier = snapshots[:-1] if reference == "previous" else snapshots[:1].expand_as(later)
-    return torch.stack([wasserstein_1d(a, b).mean() for a, b in zip(later, earlier, strict=True)])
+    out = []
+    for a, b in zip(later, earlier, strict=True):
+        w1 = wasserstein_1d(a, b)  # (C,)
+        if relative:
+            w1 = w1 / a.std(dim=0, unbiased=False).clamp_min(torch.finfo(a.dtype).tiny)
+        out.append(w1.mean())
+    return torch.stack(out)
 
 
 def _check_layers(params: Mapping[str, Tensor], layers) -> None:
@@ -130,7 +141,9 @@ def gradient_shift(
     updated: set[str] = set()
     variants = []
     for _, names in layers:
-        variants.append({k: (new_params[k].detach() if k in updated else v) for k, v in params.items()})
+        variants.append(
+            {k: (new_params[k].detach() if k in updated else v) for k, v in params.items()}
+        )
         updated.update(names)
     if vectorized:
         stacked = {k: torch.stack([v[k] for v in variants]) for k in params}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, grad, grad_and_value, vmap
+from torch.func import functional_call, grad_and_value, vmap
 
 __all__ = ["LandscapeProbe", "functional_loss", "probe_gradient_direction", "stateless_copy"]
 
@@ -32,8 +32,9 @@ def stateless_copy(model: nn.Module) -> nn.Module:
 
     In training mode such a copy normalizes with batch statistics exactly like the original
     but never writes to a buffer, so it can be called under :func:`torch.func.vmap` and probed
-    without disturbing the model being trained (what :func:`torch.func.replace_all_batch_norm_modules_`
-    does for torch's batch norms, extended to any module with ``track_running_stats``).
+    without disturbing the model being trained. This is what
+    :func:`torch.func.replace_all_batch_norm_modules_` does for torch's batch norms, extended
+    to any module with ``track_running_stats``.
     """
     clone = copy.deepcopy(model)
     for module in clone.modules():
@@ -157,9 +158,7 @@ def probe_gradient_direction(
         }  # each (K, *shape)
         in_dims = (0,) + (None,) * len(batch)
         g_new, losses = vmap(grad_and_value(loss_fn), in_dims=in_dims)(stacked, *batch)
-        diffs = torch.sqrt(
-            sum((g_new[k] - g[k]).square().flatten(1).sum(1) for k in names)
-        )  # (K,)
+        diffs = torch.sqrt(sum((g_new[k] - g[k]).square().flatten(1).sum(1) for k in names))  # (K,)
     else:
         out_l, out_d = [], []
         for eta in etas.tolist():

@@ -4,7 +4,8 @@
 normalization sits (``"none"``, ``"before"`` or ``"after"`` the activation of every hidden
 layer). :func:`build_mlp` turns it into a plain ``torch.nn.Sequential`` of ``nn.Linear``,
 ``nn.BatchNorm1d`` and an activation module: the reference that tests and the speed benchmark
-compare against. :class:`bnguide.training.StackedMLP` trains many copies of one spec at once.
+compare against. :class:`StackedMLP` holds many copies of one spec with stacked weights, so
+that :mod:`bnguide.training` trains them all with batched matrix products.
 Used in chapter *BN in practice* (pages *Reproducing Ioffe & Szegedy on MNIST*, *Learning rate
 and sigmoid*, *Before or after the nonlinearity?*).
 """
@@ -341,10 +342,12 @@ class StackedMLP(nn.Module):
             wide = w.transpose(0, 1).reshape(n_in, -1)  # (in, M * out)
             a = (h @ wide).view(len(h), self.members, n_out).transpose(0, 1)  # (M, B, out)
             return a if b is None else a + b
+        if b is not None:
+            return torch.baddbmm(b, h, w)  # (M, B, out)
         if torch.is_grad_enabled():  # autograd path: no out= arguments
-            return torch.bmm(h, w) if b is None else torch.baddbmm(b, h, w)
-        out = _batch_major(self.members, h.shape[1], w.shape[2], h)  # (M, B, out)
-        return torch.bmm(h, w, out=out) if b is None else torch.baddbmm(b, h, w, out=out)
+            return torch.bmm(h, w)
+        # BN follows: write the product batch-major, ready for the batch-norm kernel
+        return torch.bmm(h, w, out=_batch_major(self.members, h.shape[1], w.shape[2], h))
 
     def _bn(self, a, l, cache):
         members, n, width = a.shape

@@ -118,7 +118,6 @@ class _BatchNorm(nn.Module):
         """
         where = type(self).__name__
         self._check_input_dim(input)
-        _validation.check_floating_point(input, where)
         _validation.check_num_channels(input, self.num_features, where)
 
         # Which statistics: batch ones in training, and in evaluation when none are tracked.

@@ -104,9 +104,7 @@ class CovariateShiftNoise(nn.Module):
         return covariate_shift_noise(input, self.n_mu, self.n_sigma, self.r_mu, self.r_sigma)
 
     def extra_repr(self) -> str:
-        return (
-            f"n_mu={self.n_mu}, n_sigma={self.n_sigma}, r_mu={self.r_mu}, r_sigma={self.r_sigma}"
-        )
+        return f"n_mu={self.n_mu}, n_sigma={self.n_sigma}, r_mu={self.r_mu}, r_sigma={self.r_sigma}"
 
 
 class _NoisyMixin:

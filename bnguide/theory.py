@@ -12,7 +12,8 @@ layers after it are the same with and without BN, the gradient :math:`g = \\part
 
 with equality when :math:`\\epsilon = 0`: BN rescales the gradient by :math:`\\gamma/\\sigma` and
 removes its components along the constant vector and along :math:`\\hat y`. The left side is
-computed here by autograd through the batch-norm forward pass, independently of the formula. Used in chapter *Why BN works: a smoother landscape*.
+computed here by autograd through the batch-norm forward pass, independently of the formula.
+Used in chapter *Why BN works: a smoother landscape*.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ class Theorem41:
     rhs : Tensor
         The bound.
     scaled_norm : Tensor
-        :math:`(\\gamma^2/\\sigma^2) \\lVert g\\rVert^2`: the bound without the two subtracted terms.
+        :math:`(\\gamma^2/\\sigma^2) \\lVert g\\rVert^2`: the bound without the subtracted terms.
     mean_term : Tensor
         :math:`(\\gamma^2/\\sigma^2) \\frac1m \\langle 1, g\\rangle^2`.
     projection_term : Tensor

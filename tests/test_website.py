@@ -325,7 +325,8 @@ class _Crawler:
             getattr(self.report, kind).append(text)
 
     def _on_console(self, msg) -> None:
-        if msg.type == "error":
+        if msg.type == "error" and not msg.text.startswith("Failed to load resource"):
+            # (failed loads are reported with their URL by _on_response / _on_failed)
             self._note("console_errors", f"{msg.text} ({(msg.location or {}).get('url', '')})")
 
     def _on_request(self, request) -> None:
@@ -333,6 +334,8 @@ class _Crawler:
             self._note("external_requests", request.url)  # the book must work offline
 
     def _on_response(self, response) -> None:
+        if response.url == self.base + "favicon.ico":
+            return  # asked for by the browser itself, not by a page
         if response.url.startswith(self.base) and response.status >= 400:
             self._note("failed_requests", f"{response.status} {response.url}")
 
@@ -453,15 +456,18 @@ def _set_theme(page, theme: str) -> None:
 
 
 def test_pages_load_without_console_errors(crawl):
+    pages = _browsed(crawl)
     problems = {
-        p: r.console_errors + r.failed_requests for p, r in _browsed(crawl).items() if r.console_errors
+        p: r.console_errors + r.failed_requests
+        for p, r in pages.items()
+        if r.console_errors or r.failed_requests
     }
-    problems.update({p: r.failed_requests for p, r in _browsed(crawl).items() if r.failed_requests})
     _fail_listing(problems, "log errors in the browser console or fail to load a resource")
 
 
 def test_pages_fetch_nothing_from_other_sites(crawl):
-    problems = {p: r.external_requests[:5] for p, r in _browsed(crawl).items() if r.external_requests}
+    pages = _browsed(crawl)
+    problems = {p: r.external_requests[:5] for p, r in pages.items() if r.external_requests}
     _fail_listing(problems, "fetch resources from other sites (the book must work offline)")
 
 
@@ -663,49 +669,73 @@ GLOSSARY_TERMS = (
 )
 
 
-def _glossary_entries() -> dict[str, int]:
-    """Anchor id -> entry number, for every term (and alias) on the glossary page."""
+def _plain(text: str) -> str:
+    """Lower case, single spaces and straight quotes (docutils turns ' into a curly one)."""
+    return " ".join(text.replace("\u2019", "'").split()).lower()
+
+
+@dataclass
+class _Glossary:
+    by_id: dict[str, int]  # anchor id -> entry number (aliases share their entry's number)
+    by_term: dict[str, int]  # lower-case term -> entry number
+
+
+def _glossary() -> _Glossary:
+    """The entries of the built glossary page: each term, its aliases and their anchors."""
 
     class Parser(html.parser.HTMLParser):
         def __init__(self):
             super().__init__()
-            self.entry, self.last, self.ids = 0, None, {}
+            self.entry, self.last, self.in_dt, self.in_link = 0, None, False, False
+            self.by_id, self.by_term, self.text = {}, {}, ""
 
         def handle_starttag(self, tag, attrs):
             attrs = dict(attrs)
             if tag == "dt" and attrs.get("id", "").startswith("term-"):
                 if self.last != "dt":
                     self.entry += 1
-                self.ids[attrs["id"]] = self.entry
+                self.by_id[attrs["id"]] = self.entry
+                self.in_dt, self.text = True, ""
+            elif tag == "a" and self.in_dt and "headerlink" in (attrs.get("class") or ""):
+                self.in_link = True
             if tag in ("dt", "dd"):
                 self.last = tag
 
+        def handle_endtag(self, tag):
+            if tag == "a":
+                self.in_link = False
+            elif tag == "dt" and self.in_dt:
+                self.by_term[_plain(self.text)] = self.entry
+                self.in_dt = False
+
+        def handle_data(self, data):
+            if self.in_dt and not self.in_link:
+                self.text += data
+
     parser = Parser()
     parser.feed((SITE / "book" / "glossary.html").read_text())
-    return parser.ids
-
-
-def _term_id(term: str) -> str:
-    # Sphinx: "term-" + the term with spaces as hyphens (case and other characters kept)
-    return "term-" + re.sub(r"\s+", "-", term)
+    return _Glossary(parser.by_id, parser.by_term)
 
 
 def test_glossary_defines_the_terms_chapters_must_link(site):
-    ids = _glossary_entries()
-    missing = [t for t in GLOSSARY_TERMS if _term_id(t) not in ids]
+    glossary = _glossary()
+    missing = [t for t in GLOSSARY_TERMS if _plain(t) not in glossary.by_term]
     assert not missing, f"book/glossary.md does not define {missing}"
+    assert len(set(glossary.by_id.values())) >= 20, "the glossary has fewer than 20 entries"
 
 
 def test_chapters_link_the_glossary_terms_they_use(crawl):
-    ids = _glossary_entries()
+    glossary = _glossary()
     problems = {}
     for r in _chapters(crawl):
-        linked = {ids.get(urllib.parse.urlsplit(u).fragment) for u in r.info["term_links"]}
+        linked = {
+            glossary.by_id.get(urllib.parse.urlsplit(u).fragment) for u in r.info["term_links"]
+        }
         unlinked = [
             term
             for term in GLOSSARY_TERMS
-            if re.search(rf"\b{re.escape(term)}\b", r.info["prose"], re.I)
-            and ids[_term_id(term)] not in linked
+            if re.search(rf"\b{re.escape(_plain(term))}\b", _plain(r.info["prose"]))
+            and glossary.by_term[_plain(term)] not in linked
         ]
         if unlinked:
             problems[r.path] = f"uses {unlinked} without a {{term}} link"

@@ -29,6 +29,7 @@ __all__ = [
     "layer_groups",
     "layer_inputs",
     "load_data",
+    "load_test",
     "train",
 ]
 
@@ -36,10 +37,10 @@ NORMS = ("none", "bn", "l1", "l2", "linf")
 _P = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
 
 
-def _norm_layer(norm: str, width: int) -> nn.Module:
+def _norm_layer(norm: str, width: int, affine: bool) -> nn.Module:
     if norm == "bn":
-        return nn.BatchNorm1d(width)
-    return LpNorm1d(width, p=_P[norm])
+        return nn.BatchNorm1d(width, affine=affine)
+    return LpNorm1d(width, p=_P[norm], affine=affine)
 
 
 def build_mlp(
@@ -49,6 +50,7 @@ def build_mlp(
     hidden: Sequence[int] = (256, 256, 256, 256),
     in_features: int = 784,
     classes: int = 10,
+    affine: bool = True,
     seed: int = 0,
 ) -> nn.Sequential:
     """``Linear -> [norm] -> [noise] -> ReLU`` per hidden layer, then a linear classifier.
@@ -62,6 +64,8 @@ def build_mlp(
         after the linear layer when ``norm="none"``.
     hidden : sequence of int
         Hidden widths.
+    affine : bool
+        Give the norms a trainable gamma and beta (set False to study their role).
     seed : int
         Seeds the Glorot-uniform weights (a private generator); biases start at zero.
 
@@ -87,7 +91,7 @@ def build_mlp(
         if last:
             break
         if norm != "none":
-            layers.append(_norm_layer(norm, n_out))
+            layers.append(_norm_layer(norm, n_out, affine))
         if noise:
             layers.append(CovariateShiftNoise())
         layers.append(nn.ReLU())
@@ -97,7 +101,7 @@ def build_mlp(
 def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
     """Per linear layer: its weight's name and the names of its and its norm's parameters."""
     groups: list[tuple[str, list[str]]] = []
-    for name, p in net.named_parameters():
+    for name, _ in net.named_parameters():
         index, kind = name.split(".", 1)
         if isinstance(net[int(index)], nn.Linear) and kind == "weight":
             groups.append((name, [name]))
@@ -112,6 +116,11 @@ def load_data(dataset: str, n_train: int | None, n_eval: int) -> tuple[Tensor, .
     return x, y, x[:n_eval], y[:n_eval]
 
 
+def load_test(dataset: str, n_test: int) -> tuple[Tensor, Tensor]:
+    """The first ``n_test`` test images, standardized with the training set's statistics."""
+    return data.load(dataset, "test", flatten=True, standardize=True, limit=n_test)
+
+
 @dataclass
 class TrainLog:
     """What :func:`train` records: evaluation steps, accuracies and losses."""
@@ -119,6 +128,7 @@ class TrainLog:
     steps: list[int] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)  # eval mode, fixed subset
     train_loss: list[float] = field(default_factory=list)  # mean mini-batch loss since last eval
+    test_accuracy: list[float] = field(default_factory=list)  # eval mode, when test data given
     diverged_at: int | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -126,6 +136,7 @@ class TrainLog:
             "steps": np.asarray(self.steps),
             "train_accuracy": np.asarray(self.train_accuracy),
             "train_loss": np.asarray(self.train_loss),
+            "test_accuracy": np.asarray(self.test_accuracy),
         }
 
 
@@ -134,7 +145,8 @@ def _accuracy(net: nn.Module, x: Tensor, y: Tensor) -> float:
     was_training = net.training
     net.eval()
     correct = sum(
-        int((net(xb).argmax(1) == yb).sum()) for xb, yb in zip(x.split(2000), y.split(2000), strict=True)
+        int((net(xb).argmax(1) == yb).sum())
+        for xb, yb in zip(x.split(2000), y.split(2000), strict=True)
     )
     net.train(was_training)
     return correct / len(y)
@@ -154,10 +166,13 @@ def train(
     seed: int = 0,
     eval_every: int = 100,
     eval_data: tuple[Tensor, Tensor] | None = None,
+    test_data: tuple[Tensor, Tensor] | None = None,
     probe_steps: Sequence[int] = (),
     probe: Probe | None = None,
 ) -> TrainLog:
     """Plain SGD on cross-entropy, with measurements at ``probe_steps``.
+
+    Every ``eval_every`` steps the accuracy on ``eval_data`` (and ``test_data``) is recorded.
 
     ``probe(step, net, params, grads, xb, yb)`` is called before the update of ``step`` with
     detached copies of the parameters and their gradients on the step's batch. Training stops
@@ -173,6 +188,8 @@ def train(
             log.steps.append(step)
             log.train_accuracy.append(_accuracy(net, *eval_data))
             log.train_loss.append(float(np.mean(running)) if running else float("nan"))
+            if test_data is not None:
+                log.test_accuracy.append(_accuracy(net, *test_data))
             running = []
         if step == steps:
             break

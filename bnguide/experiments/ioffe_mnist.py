@@ -25,6 +25,7 @@ __all__ = [
     "PAPER_PERCENTILES",
     "Config",
     "Result",
+    "comparison_markdown",
     "comparison_table",
     "median_range",
     "run",
@@ -166,3 +167,25 @@ def comparison_table(result: Result) -> list[dict]:
             row[f"paper_{name}"] = float(PAPER_ACCURACY[name][k])
         rows.append(row)
     return rows
+
+
+def comparison_markdown(result: Result) -> str:
+    """:func:`comparison_table` as a Markdown table (percent; ours as mean and seed range)."""
+    lines = [
+        "| step | paper, no BN | ours, no BN | paper, BN | ours, BN |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+
+    def ours(stats):
+        mean, low, high = (100 * v for v in stats)
+        return f"{mean:.1f} ({low:.1f}-{high:.1f})"
+
+    def paper(value):
+        return "-" if np.isnan(value) else f"{100 * value:.1f}"
+
+    for row in comparison_table(result):
+        lines.append(
+            f"| {row['step']:,} | {paper(row['paper_baseline'])} | {ours(row['baseline'])} "
+            f"| {paper(row['paper_bn'])} | {ours(row['bn'])} |"
+        )
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Santurkar et al. (2018) on a Fashion-MNIST MLP: gradient shift and the landscape along the gradient.
+"""Santurkar et al. (2018) on a Fashion-MNIST MLP: gradient shift and the landscape.
 
 The same training runs are measured two ways (the measurements never change the runs):
 
@@ -53,8 +53,11 @@ class Config:
         Measure at steps 0, probe_every, 2 * probe_every, ...
     step_multipliers : tuple of float
         The step sizes of the landscape probe, as multiples of ``lr``.
-    eval_every, n_eval : int
-        Training accuracy (eval mode) on the first ``n_eval`` training images.
+    eval_every, n_eval, n_test : int
+        Training accuracy (eval mode) on the first ``n_eval`` training images and test accuracy
+        on the first ``n_test`` test images, every ``eval_every`` steps.
+    affine : bool
+        Trainable gamma and beta in the norms (False: fixed at 1 and 0).
     n_train : int or None
         Training images used (None: all 60,000).
     seed : int
@@ -71,6 +74,8 @@ class Config:
     step_multipliers: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
     eval_every: int = 50
     n_eval: int = 5000
+    n_test: int = 2000
+    affine: bool = True
     n_train: int | None = None
     seed: int = 0
 
@@ -83,7 +88,7 @@ class Result:
     ----------
     config : Config
     eval_steps : ndarray (E,)
-    train_accuracy : dict of ndarray (E,)
+    train_accuracy, test_accuracy : dict of ndarray (E,)
     probe_steps : ndarray (P,)
     step_sizes : ndarray (K,)
         The etas (``lr * step_multipliers``).
@@ -105,6 +110,7 @@ class Result:
     config: Config
     eval_steps: np.ndarray
     train_accuracy: dict
+    test_accuracy: dict
     probe_steps: np.ndarray
     step_sizes: np.ndarray
     loss: dict
@@ -120,18 +126,29 @@ class Result:
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train every variant once and measure it along the way."""
     x, y, x_eval, y_eval = _santurkar.load_data(config.dataset, config.n_train, config.n_eval)
+    test = _santurkar.load_test(config.dataset, config.n_test)
     etas = torch.tensor(config.step_multipliers, dtype=torch.float64) * config.lr
     probe_steps = np.arange(0, config.steps, config.probe_every)
     per_variant = (
-        "train_accuracy", "loss", "grad_norm", "band_losses", "grad_diffs", "ics_l2", "ics_cos",
-        "grad_layer_norm", "seconds",
+        "train_accuracy",
+        "test_accuracy",
+        "loss",
+        "grad_norm",
+        "band_losses",
+        "grad_diffs",
+        "ics_l2",
+        "ics_cos",
+        "grad_layer_norm",
+        "seconds",
     )
     out = {k: {} for k in per_variant}
     eval_steps = None
     for norm in tqdm(config.variants, disable=not progress, desc=NAME):
         start = time.perf_counter()
         torch.manual_seed(config.seed)
-        net = _santurkar.build_mlp(norm, hidden=config.hidden, seed=config.seed)
+        net = _santurkar.build_mlp(
+            norm, hidden=config.hidden, affine=config.affine, seed=config.seed
+        )
         loss_fn = functional_loss(net, F.cross_entropy)
         groups = _santurkar.layer_groups(net)
         rec = {k: [] for k in ("loss", "gn", "bl", "gd", "l2", "cos", "gl")}
@@ -158,6 +175,7 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
             seed=config.seed,
             eval_every=config.eval_every,
             eval_data=(x_eval, y_eval),
+            test_data=test,
             probe_steps=probe_steps,
             probe=probe,
         )
@@ -167,6 +185,7 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
             )
         eval_steps = np.asarray(log.steps)
         out["train_accuracy"][norm] = np.asarray(log.train_accuracy)
+        out["test_accuracy"][norm] = np.asarray(log.test_accuracy)
         out["loss"][norm] = np.asarray(rec["loss"])
         out["grad_norm"][norm] = np.asarray(rec["gn"])
         out["band_losses"][norm] = np.stack(rec["bl"])

@@ -65,7 +65,7 @@ class Config:
     variants: tuple[str, ...] = tuple(VARIANTS)
     lr: float = 0.1
     batch_size: int = 128
-    steps: int = 2000
+    steps: int = 1500
     eval_every: int = 100
     n_eval: int = 5000
     probe_layer: int = 8
@@ -86,7 +86,8 @@ class Result:
     train_accuracy : dict of ndarray (S, E)
     snapshot_steps : ndarray (T,)
     shift : dict of ndarray (S, T - 1)
-        Mean 1-Wasserstein distance between consecutive snapshots of the probed layer.
+        Mean 1-Wasserstein distance between consecutive snapshots of the probed layer, each
+        unit's distance divided by its standard deviation (scale-free).
     drift : dict of ndarray (S, T - 1)
         The same, from the first snapshot.
     units : dict of ndarray (S, T, n_probe, n_units)
@@ -149,8 +150,9 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
             snaps.append(_santurkar.layer_inputs(net, x_probe, config.probe_layer))
         stack = torch.stack(snaps)  # (T, n_probe, width)
         per[variant]["acc"].append(acc)
-        per[variant]["shift"].append(distribution_shift(stack).numpy())
-        per[variant]["drift"].append(distribution_shift(stack, reference="first").numpy())
+        per[variant]["shift"].append(distribution_shift(stack, relative=True).numpy())
+        drift = distribution_shift(stack, reference="first", relative=True)
+        per[variant]["drift"].append(drift.numpy())
         per[variant]["units"].append(stack[:, :, : config.n_units].numpy())
         out["seconds"][variant] = out["seconds"].get(variant, 0.0) + time.perf_counter() - start
     for v in config.variants:

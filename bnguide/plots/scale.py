@@ -11,6 +11,7 @@ __all__ = [
     "NORM_COLORS",
     "plot_fold_speedup",
     "plot_ghost_accuracy",
+    "plot_ghost_loss",
     "plot_normalizers",
     "plot_sync_accuracy",
     "plot_sync_cost",
@@ -92,17 +93,54 @@ def plot_sync_cost(result, ax=None):
     return ax
 
 
+def _ghost_arms(result):
+    # the large-batch arms, sorted by ghost size, and the small-batch reference arm
+    large = np.flatnonzero(result.batch == result.config.batch_size)
+    large = large[np.argsort(result.ghost[large])]
+    small = np.flatnonzero(result.batch != result.config.batch_size)
+    return large, small
+
+
 def plot_ghost_accuracy(result, ax=None):
-    """Final training and test accuracy (eval mode) against the ghost batch size."""
+    """Final training and test accuracy (eval mode) against the ghost batch size; dashed: the
+    plain-BN run with a small batch."""
     ax = ax or plt.gca()
-    x = result.ghost_sizes
-    _band(ax, x, 100 * result.train_acc[:, :, -1], COLORS["bn"], "training set")
-    _band(ax, x, 100 * result.test_acc[:, :, -1], COLORS["alt1"], "test set", ls="--")
+    large, small = _ghost_arms(result)
+    x = result.ghost[large]
+    _band(ax, x, 100 * result.train_acc[:, large, -1], COLORS["bn"], "training set")
+    _band(ax, x, 100 * result.test_acc[:, large, -1], COLORS["alt1"], "test set")
+    for k in small:
+        ax.axhline(
+            100 * result.test_acc[:, k, -1].mean(), color=COLORS["alt1"], ls="--", lw=1.2,
+            label=f"test set, {result.labels[k]}",
+        )  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_xticks(x, [str(g) for g in x])
     ax.set_xlabel(f"ghost batch size (batch {result.config.batch_size}; rightmost = plain BN)")
     ax.set_ylabel("accuracy after training (%)")
-    ax.set_title("Ghost batches: noise as a regularizer")
+    ax.set_title("Accuracy")
+    ax.legend()
+    return ax
+
+
+def plot_ghost_loss(result, ax=None):
+    """Training loss over the last epoch against the ghost batch size (log scales); dashed:
+    the plain-BN run with a small batch."""
+    ax = ax or plt.gca()
+    large, small = _ghost_arms(result)
+    x = result.ghost[large]
+    _band(ax, x, result.final_loss[:, large], COLORS["bn"], "large batch, ghost BN")
+    for k in small:
+        ax.axhline(
+            result.final_loss[:, k].mean(), color=COLORS["baseline"], ls="--", lw=1.2,
+            label=result.labels[k],
+        )  # fmt: skip
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(x, [str(g) for g in x])
+    ax.set_xlabel("ghost batch size")
+    ax.set_ylabel("training loss, last epoch")
+    ax.set_title("How well the training set is fit")
     ax.legend()
     return ax
 

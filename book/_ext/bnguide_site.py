@@ -1,8 +1,13 @@
-"""A small Sphinx extension for the book's website: a "run this page" note on notebook pages.
+"""A small Sphinx extension for the book's website.
 
-Every page built from a notebook gets, right under its title, the one command that runs it in a
-clone of the repository (the download button at the top gives the ``.ipynb`` itself). Loaded
-through ``sphinx.local_extensions`` in ``_config.yml``; checked by ``tests/test_website.py``.
+- Every page built from a notebook gets, right under its title, the one command that runs it in
+  a clone of the repository (the download button at the top gives the ``.ipynb`` itself).
+- Each script is included once: Sphinx 7 includes inline scripts that extensions register late
+  (sphinx-thebe's configuration among them) twice, and the second copy of thebe's fails in the
+  browser with "Identifier 'THEBE_JS_URL' has already been declared" on every page.
+
+Loaded through ``sphinx.local_extensions`` in ``_config.yml``; checked by
+``tests/test_website.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,20 @@ def _note(source: str) -> str:
     )
 
 
+def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    # Sphinx registers an inline script once with filename None and once more with "" when it
+    # was added after the builder started, so the two copies do not compare equal.
+    unique, seen = [], set()
+    for script in context.get("script_files") or []:
+        attributes = getattr(script, "attributes", {})
+        key = (getattr(script, "filename", script) or "", tuple(sorted(attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    if unique:
+        context["script_files"] = unique
+
+
 def _add_note(app, pagename, templatename, context, doctree) -> None:
     if doctree is None or "body" not in context:
         return
@@ -54,4 +73,5 @@ def _add_note(app, pagename, templatename, context, doctree) -> None:
 
 def setup(app):
     app.connect("html-page-context", _add_note)
+    app.connect("html-page-context", _dedupe_scripts)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,130 @@
+"""Batch norm before or after the nonlinearity: a paired comparison over several seeds.
+
+The MNIST net of Ioffe & Szegedy (784-100-100-100-10) with BN either before every activation,
+``act(BN(W u))`` as in the paper, or after it, ``BN(act(W u + b))``, for ReLU and for sigmoid
+units. Each seed starts all four nets from the same weights and feeds them the same batches, so
+the seed-by-seed differences isolate the placement. Chapter *BN in practice*, page *Before or
+after the nonlinearity?*.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bnguide.models import MLPSpec
+from bnguide.training import TrainLog, Variant, evaluation_steps, load_data, train_variants
+
+__all__ = [
+    "DESCRIPTION",
+    "NAME",
+    "Config",
+    "Result",
+    "final_accuracy",
+    "paired_differences",
+    "run",
+    "summary",
+]
+
+NAME = "bn-placement"
+DESCRIPTION = "BN before vs after the activation (ReLU and sigmoid), paired over seeds"
+PLOTS = "bnguide.plots.ioffe"  # where ``plot_result`` lives (experiments never plot)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings; the defaults are the scale the book shows (plain SGD, batches of 60)."""
+
+    steps: int = 5_000
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    activations: tuple[str, ...] = ("relu", "sigmoid")
+    batch_size: int = 60
+    lr: float = 0.1
+    init_std: float = 0.1
+    eval_every: int = 250
+    last_evals: int = 5  # "final accuracy" = mean over this many last evaluations
+    dataset: str = "mnist"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+        object.__setattr__(self, "activations", tuple(self.activations))
+        if int(self.steps) != self.steps or self.steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {self.steps}.")
+        if not self.seeds:
+            raise ValueError("seeds must name at least one seed.")
+        if not self.activations:
+            raise ValueError("activations must name at least one activation.")
+        if self.last_evals < 1:
+            raise ValueError(f"last_evals must be at least 1, got {self.last_evals}.")
+
+    def variants(self) -> list[Variant]:
+        """``"<activation>-before"`` and ``"<activation>-after"`` for every activation."""
+        return [
+            Variant(f"{act}-{where}", MLPSpec(activation=act, norm=where), self.lr)
+            for act in self.activations
+            for where in ("before", "after")
+        ]
+
+
+@dataclass
+class Result:
+    """The training log of every placement (see :class:`bnguide.training.TrainLog`)."""
+
+    config: Config
+    log: TrainLog
+
+
+def run(config: Config = Config(), progress: bool = False) -> Result:
+    """Train every placement for every seed."""
+    data = load_data(config.dataset, device=config.device)
+    log = train_variants(
+        config.variants(),
+        data,
+        seeds=config.seeds,
+        steps=config.steps,
+        batch_size=config.batch_size,
+        init_std=config.init_std,
+        eval_steps=evaluation_steps(config.steps, config.eval_every),
+        progress=progress,
+    )
+    return Result(config=config, log=log)
+
+
+def final_accuracy(result: Result, name: str) -> np.ndarray:
+    """Test accuracy averaged over the last ``config.last_evals`` evaluations, per seed."""
+    return result.log.accuracy(name)[:, -result.config.last_evals :].mean(1)
+
+
+def paired_differences(result: Result, activation: str) -> np.ndarray:
+    """After minus before, seed by seed, of :func:`final_accuracy` (``(S,)``)."""
+    after = final_accuracy(result, f"{activation}-after")
+    return after - final_accuracy(result, f"{activation}-before")
+
+
+def summary(result: Result) -> list[dict]:
+    """Per activation: both placements' final accuracy per seed and the paired differences.
+
+    Returns
+    -------
+    list of dict
+        Keys ``activation``, ``before``, ``after``, ``difference`` (arrays over seeds),
+        ``mean_difference``, ``std_difference`` (sample standard deviation) and ``wins_after``
+        (seeds where after beats before).
+    """
+    rows = []
+    for act in result.config.activations:
+        diff = paired_differences(result, act)
+        rows.append(
+            {
+                "activation": act,
+                "before": final_accuracy(result, f"{act}-before"),
+                "after": final_accuracy(result, f"{act}-after"),
+                "difference": diff,
+                "mean_difference": float(diff.mean()),
+                "std_difference": float(diff.std(ddof=1)) if len(diff) > 1 else float("nan"),
+                "wins_after": int((diff > 0).sum()),
+            }
+        )
+    return rows

@@ -1,0 +1,119 @@
+"""Run two batch-norm modules side by side and report how far apart they end up.
+
+Feeds the same batches (with changing statistics) and the same random upstream gradients to
+both modules for a few training steps, then one evaluation step, and records the largest
+absolute difference in outputs, input gradients, parameter gradients and buffers. Used in
+chapter *The full guide: implementation* (page *The PyTorch module*) to check
+:mod:`bnguide.nn` against ``torch.nn`` live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["ParityReport", "compare_modules"]
+
+_STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+@dataclass
+class ParityReport:
+    """Largest absolute difference per quantity (0.0 means identical, ``inf`` means one module
+    has the tensor and the other has not)."""
+
+    differences: dict[str, float] = field(default_factory=dict)
+
+    def worst(self) -> float:
+        """The largest difference of all."""
+        return max(self.differences.values())
+
+    def __str__(self) -> str:
+        return "\n".join(f"{name:>34}: {value:.1e}" for name, value in self.differences.items())
+
+
+def _gap(a: torch.Tensor | None, b: torch.Tensor | None) -> float:
+    if a is None and b is None:
+        return 0.0
+    if a is None or b is None:
+        return float("inf")
+    return float((a.detach().double() - b.detach().double()).abs().max())
+
+
+def compare_modules(
+    ours: nn.Module,
+    reference: nn.Module,
+    shape: Sequence[int],
+    *,
+    steps: int = 4,
+    seed: int = 0,
+) -> ParityReport:
+    """Train both modules for ``steps`` steps on the same data, evaluate once, compare.
+
+    Parameters
+    ----------
+    ours, reference : torch.nn.Module
+        Two batch-norm layers built with the same arguments (and dtype). Both are modified.
+    shape : sequence of int
+        Input shape ``(N, C, *)``.
+    steps : int
+        Training steps; batch ``t`` has per-channel means around ``2 t`` and scales ``1 + t``.
+    seed : int
+        For the batches and upstream gradients.
+
+    Returns
+    -------
+    ParityReport
+        Keys: ``train output``, ``train input grad``, ``train weight grad``,
+        ``train bias grad`` (worst over the steps), each state tensor after training, and
+        ``eval output``, ``eval input grad``.
+    """
+    if steps < 1:
+        raise ValueError(f"compare_modules: steps must be at least 1, got {steps}.")
+    dtype = next(iter(reference.state_dict().values()), torch.empty(0)).dtype
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    gen = torch.Generator().manual_seed(seed)
+    per_channel = (1, shape[1]) + (1,) * (len(shape) - 2)
+    report = ParityReport()
+
+    def record(key: str, value: float) -> None:
+        report.differences[key] = max(report.differences.get(key, 0.0), value)
+
+    def step(t: int, prefix: str) -> None:
+        loc = 2.0 * t + torch.randn(per_channel, generator=gen, dtype=dtype)
+        x = loc + (1.0 + t) * torch.randn(*shape, generator=gen, dtype=dtype)
+        grad = torch.randn(*shape, generator=gen, dtype=dtype)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        out_a, out_b = ours(xa), reference(xb)
+        out_a.backward(grad)
+        out_b.backward(grad)
+        record(f"{prefix} output", _gap(out_a, out_b))
+        record(f"{prefix} input grad", _gap(xa.grad, xb.grad))
+        if prefix == "train":
+            for name in ("weight", "bias"):
+                pa, pb = getattr(ours, name, None), getattr(reference, name, None)
+                record(f"train {name} grad", _gap(_grad(pa), _grad(pb)))
+
+    ours.train()
+    reference.train()
+    for t in range(steps):
+        ours.zero_grad(set_to_none=True)
+        reference.zero_grad(set_to_none=True)
+        step(t, "train")
+    for name in _STATE:
+        record(
+            f"{name} after training",
+            _gap(getattr(ours, name, None), getattr(reference, name, None)),
+        )
+    ours.eval()
+    reference.eval()
+    step(steps, "eval")
+    return report
+
+
+def _grad(p: torch.Tensor | None) -> torch.Tensor | None:
+    return None if p is None else p.grad

@@ -1,0 +1,231 @@
+"""Figures of the *Why BN works* chapters (Santurkar et al. 2018 reproduced at CPU scale).
+
+Each function takes an experiment Result (``santurkar-noisy-bn``, ``santurkar-mlp``,
+``santurkar-deep-linear``) or a :class:`bnguide.theory.Theorem41`, draws on ``ax`` (or new
+axes) and returns the Axes (or an array of them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bnguide.style import COLORS
+
+__all__ = [
+    "COLOR",
+    "LABEL",
+    "plot_accuracy",
+    "plot_deep_linear_loss",
+    "plot_distribution_shift",
+    "plot_gradient_shift",
+    "plot_gradient_shift_by_layer",
+    "plot_landscape",
+    "plot_moment_sensitivity",
+    "plot_theorem_4_1",
+    "plot_unit_percentiles",
+]
+
+LABEL = {
+    "none": "standard",
+    "standard": "standard",
+    "bn": "BN",
+    "noisy-bn": "noisy BN",
+    "standard+noise": "standard + noise",
+    "l1": "L1 norm",
+    "l2": "L2 norm",
+    "linf": "L\u221e norm",
+}
+COLOR = {
+    "none": COLORS["baseline"],
+    "standard": COLORS["baseline"],
+    "bn": COLORS["bn"],
+    "noisy-bn": COLORS["alt1"],
+    "standard+noise": COLORS["alt3"],
+    "l1": COLORS["alt1"],
+    "l2": COLORS["alt2"],
+    "linf": COLORS["alt3"],
+}
+
+
+def _ax(ax):
+    return ax if ax is not None else plt.figure().gca()
+
+
+def plot_accuracy(result, variants: Sequence[str] | None = None, *, ax=None, title=None):
+    """Training accuracy (eval mode, fixed subset) against steps; mean and min-max over seeds."""
+    ax = _ax(ax)
+    for v in variants or list(result.train_accuracy):
+        acc = 100 * np.atleast_2d(result.train_accuracy[v])  # (S, E)
+        label = LABEL.get(v, v) + (f" ({len(acc)} seeds)" if len(acc) > 1 else "")
+        ax.plot(result.eval_steps, acc.mean(0), color=COLOR.get(v), label=label)
+        if len(acc) > 1:
+            ax.fill_between(
+                result.eval_steps, acc.min(0), acc.max(0), color=COLOR.get(v), alpha=0.2
+            )
+    ax.set_xlabel(f"training step (batches of {result.config.batch_size})")
+    ax.set_ylabel("training accuracy (%)")
+    ax.set_title(title or f"Training accuracy on {result.config.dataset}")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_unit_percentiles(result, unit: int = 0, *, seed_index: int = 0, axes=None):
+    """15th / 50th / 85th percentiles of one unit's input over training, one panel per variant.
+
+    The unit is read where the next layer reads it: after the normalization and the noise.
+    """
+    variants = list(result.units)
+    if axes is None:
+        _, axes = plt.subplots(1, len(variants), figsize=(3.2 * len(variants), 3.2), sharey=False)
+    axes = np.atleast_1d(axes)
+    steps = result.snapshot_steps
+    for ax, v in zip(axes, variants, strict=True):
+        values = result.units[v][seed_index, :, :, unit]  # (T, n_probe)
+        lo, mid, hi = np.percentile(values, [15, 50, 85], axis=1)
+        ax.fill_between(steps, lo, hi, color=COLOR.get(v), alpha=0.25, label="15th-85th pct")
+        ax.plot(steps, mid, color=COLOR.get(v), label="median")
+        ax.set_title(LABEL.get(v, v))
+        ax.set_xlabel("training step")
+    axes[0].set_ylabel(f"input of unit {unit}, hidden layer {result.config.probe_layer + 1}")
+    axes[0].legend(loc="best")
+    return axes
+
+
+def plot_distribution_shift(result, *, ax=None, relative: bool = False):
+    """Mean 1-Wasserstein distance between consecutive snapshots of the probed layer's inputs."""
+    ax = _ax(ax)
+    steps = result.snapshot_steps[1:]
+    for v, shift in result.shift.items():
+        ax.plot(steps, shift.mean(0), color=COLOR.get(v), label=LABEL.get(v, v), marker=".")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"W1 shift per {result.config.snapshot_every} steps")
+    ax.set_title(f"How fast hidden layer {result.config.probe_layer + 1}'s inputs move")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=None, title=""):
+    """Definition 2.1 over training for one layer: ``||G - G'||`` and ``cos(G, G')``."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
+    steps = result.probe_steps
+    for v in variants:
+        axes[0].plot(steps, result.ics_l2[v][:, layer], color=COLOR.get(v), label=LABEL.get(v, v))
+        axes[1].plot(steps, result.ics_cos[v][:, layer], color=COLOR.get(v), label=LABEL.get(v, v))
+    axes[0].set_ylabel("||G - G'||")
+    axes[0].set_title(f"{title}L2 difference, layer {layer + 1}")
+    axes[1].set_ylabel("cos(G, G')")
+    axes[1].set_ylim(-1.05, 1.05)
+    axes[1].set_title(f"{title}cosine, layer {layer + 1}")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.legend(loc="best")
+    return axes
+
+
+def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, title=None):
+    """Median over training of ``cos(G, G')`` per layer, with the 25th-75th percentile band."""
+    ax = _ax(ax)
+    for v in variants:
+        cos = result.ics_cos[v]  # (P, layers)
+        layers = np.arange(1, cos.shape[1] + 1)
+        q25, q50, q75 = np.percentile(cos, [25, 50, 75], axis=0)
+        ax.plot(layers, q50, color=COLOR.get(v), marker="o", ms=3, label=LABEL.get(v, v))
+        ax.fill_between(layers, q25, q75, color=COLOR.get(v), alpha=0.2)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("layer (1 = input layer)")
+    ax.set_ylabel("cos(G, G'): median, 25th-75th pct")
+    ax.set_title(title or "Gradient shift by layer")
+    ax.legend(loc="lower left")
+    return ax
+
+
+def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool = False):
+    """Figure 4 of the paper: loss band, gradient-predictiveness band and effective beta.
+
+    The bands span the minimum to the maximum over the step sizes at each probed step.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
+    steps = result.probe_steps
+    for v in variants:
+        c, label = COLOR.get(v), LABEL.get(v, v)
+        losses, diffs = result.band_losses[v], result.grad_diffs[v]  # (P, K)
+        axes[0].fill_between(steps, losses.min(1), losses.max(1), color=c, alpha=0.35, label=label)
+        axes[1].fill_between(steps, diffs.min(1), diffs.max(1), color=c, alpha=0.35, label=label)
+        beta = (diffs / (result.step_sizes[None, :] * result.grad_norm[v][:, None])).max(1)
+        axes[2].plot(steps, beta, color=c, label=label)
+    lo, hi = result.step_sizes.min() / result.config.lr, result.step_sizes.max() / result.config.lr
+    axes[0].set_title(f"Loss along the gradient ({lo:g}x-{hi:g}x lr)")
+    axes[0].set_ylabel("loss")
+    axes[1].set_title("Gradient predictiveness")
+    axes[1].set_ylabel("||grad L(w) - grad L(w - eta g)||")
+    axes[2].set_title("Effective beta-smoothness")
+    axes[2].set_ylabel("max over eta of grad change / ||eta g||")
+    if log_loss:
+        for ax in axes:
+            ax.set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("training step")
+        ax.legend(loc="best")
+    return axes
+
+
+def plot_deep_linear_loss(result, *, ax=None):
+    """Full-batch loss of the deep linear network for every variant (log scale)."""
+    ax = _ax(ax)
+    for v, loss in result.loss.items():
+        ax.plot(result.loss_steps, loss, color=COLOR.get(v), label=LABEL.get(v, v))
+    ax.set_yscale("log")
+    ax.set_xlabel(f"gradient-descent step (lr {result.config.lr:g})")
+    ax.set_ylabel("sum of squared errors")
+    ax.set_title("Deep linear network: training loss")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_moment_sensitivity(sensitivities: dict, layer: int, *, ax=None):
+    """Bars: how strongly each layer's parameters move the mean and spread of one hidden unit."""
+    ax = _ax(ax)
+    width = 0.8 / len(sensitivities)
+    for i, (v, s) in enumerate(sensitivities.items()):
+        s = np.asarray(s)
+        idx = np.arange(1, len(s) + 1)
+        ax.bar(
+            idx + (i - (len(sensitivities) - 1) / 2) * width,
+            s,
+            width,
+            color=COLOR.get(v),
+            label=LABEL.get(v, v),
+        )
+    ax.set_yscale("symlog", linthresh=1e-6)
+    ax.set_xlabel("layer whose parameters move")
+    ax.set_ylabel("|d mean| + |d std| (gradient norm)")
+    ax.set_title(f"What moves the distribution of a unit of layer {layer + 1}")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_theorem_4_1(check, *, ax=None):
+    """Theorem 4.1: the BN gradient norm (autograd) against the bound and the unreduced norm."""
+    ax = _ax(ax)
+    ax.loglog(
+        check.scaled_norm,
+        check.lhs,
+        ".",
+        ms=3,
+        color=COLORS["baseline"],
+        label="vs (gamma/sigma)^2 ||g||^2 (no subtraction)",
+    )
+    ax.loglog(check.rhs, check.lhs, ".", ms=3, color=COLORS["bn"], label="vs the bound")
+    lims = np.array([min(check.lhs.min(), check.rhs.min()), check.scaled_norm.max()])
+    ax.plot(lims, lims, color=COLORS["paper"], lw=1, ls="--", label="y = x")
+    ax.set_xlabel("right-hand side")
+    ax.set_ylabel("||dL/dy||^2 with BN (autograd)")
+    ax.set_title(f"Theorem 4.1 on {len(check.lhs)} random units (m = {check.m})")
+    ax.legend(loc="upper left")
+    return ax

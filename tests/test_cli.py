@@ -1,0 +1,98 @@
+"""``python -m bnguide``: run in a subprocess, as a user would, on tiny settings."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bnguide.cli import make_config
+from bnguide.experiments import eval_statistics, ioffe_mnist
+
+
+def bnguide(*args, cwd=None):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [sys.executable, "-m", "bnguide", *args], capture_output=True, text=True, env=env,
+        cwd=cwd, timeout=600,
+    )  # fmt: skip
+
+
+def test_list_names_the_experiments():
+    out = bnguide("list")
+    assert out.returncode == 0, out.stderr
+    assert "ioffe-mnist" in out.stdout and "learning-rate" in out.stdout
+    assert "bn-placement" in out.stdout
+
+
+def test_run_writes_results_and_figures_and_plot_reads_them_back(tmp_path):
+    out = bnguide("run", "ioffe-mnist", "--steps", "30", "--seeds", "2", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    with open(tmp_path / "result.pkl", "rb") as f:
+        saved = pickle.load(f)
+    result = saved["result"]
+    assert saved["experiment"] == "ioffe-mnist"
+    assert result.config.steps == 30 and result.config.seeds == (0, 1)
+    assert result.log.test_accuracy.shape[:2] == (2, 2)
+    figures = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert figures == ["accuracy.png", "percentiles.png", "percentiles_all_units.png"]
+    for p in tmp_path.glob("*.png"):
+        p.unlink()
+    again = bnguide("plot", str(tmp_path))  # no retraining: redraw from result.pkl
+    assert again.returncode == 0, again.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == figures
+    assert "steps=30" in (tmp_path / "config.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("run", "no-such-thing"), "error: Unknown experiment 'no-such-thing'. Known experiments:"),
+        (
+            ("run", "ioffe-mnist", "--steps", "-5"),
+            "argument --steps: must be a positive integer, got -5",
+        ),
+        (("run", "ioffe-mnist", "--seeds", "two"), "argument --seeds: expected a positive integer"),
+        (("run", "ioffe-mnist", "--device", "warp-drive"), "error: invalid device 'warp-drive'"),
+        (
+            ("run", "eval-statistics", "--device", "cpu"),
+            "error: experiment 'eval-statistics' has no setting 'device' (--device); its settings",
+        ),
+        (("plot", "/nonexistent/folder"), "result.pkl' does not exist: pass a folder written by"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_arguments_fail_clearly(args, message):
+    out = bnguide(*args)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_unavailable_device_fails_clearly():
+    out = bnguide("run", "ioffe-mnist", "--steps", "5", "--device", "cuda")
+    assert out.returncode == 2
+    assert "error: device 'cuda' is not available: this PyTorch sees no CUDA GPU" in out.stderr
+
+
+def test_cache_commands(tmp_path):
+    env_dir = tmp_path / "cache"
+    os.environ["BNGUIDE_CACHE"] = str(env_dir)
+    try:
+        (env_dir / "results").mkdir(parents=True)
+        (env_dir / "results" / "x.pkl").write_bytes(b"")
+        path = bnguide("cache", "path")
+        assert path.stdout.strip() == str(env_dir / "results")
+        cleared = bnguide("cache", "clear")
+        assert cleared.returncode == 0 and "removed 1 cached result(s)" in cleared.stdout
+        assert not (env_dir / "results" / "x.pkl").exists()
+    finally:
+        del os.environ["BNGUIDE_CACHE"]
+
+
+def test_make_config_maps_options_onto_fields():
+    config = make_config(ioffe_mnist, {"steps": 7, "seeds": 4, "device": None})
+    assert (config.steps, config.seeds, config.device) == (7, (0, 1, 2, 3), "cpu")
+    assert make_config(eval_statistics, {"seeds": 2}).seeds == (0, 1)

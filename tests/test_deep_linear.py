@@ -1,0 +1,145 @@
+"""Tests of bnguide.deep_linear: the 25-layer deep linear network of Santurkar et al. 2018."""
+
+import numpy as np
+import pytest
+import torch
+
+from bnguide.deep_linear import (
+    DeepLinearNet,
+    layer_groups,
+    make_problem,
+    sum_squared_error,
+    unit_moment_sensitivity,
+    upstream_perturbation,
+)
+from bnguide.lp_norm import lp_norm
+
+
+def test_problem_is_a_random_linear_map():
+    x, target, a = make_problem(50, 4, seed=3, dtype=torch.float64)
+    assert x.shape == (50, 4) and a.shape == (4, 4)
+    torch.testing.assert_close(target, x @ a.T)
+    x2, _, a2 = make_problem(50, 4, seed=3, dtype=torch.float64)
+    assert torch.equal(x, x2) and torch.equal(a, a2)
+    assert not torch.equal(a, make_problem(50, 4, seed=4)[2].double())
+
+
+def test_plain_network_is_the_matrix_product():
+    net = DeepLinearNet(depth=6, dim=4, seed=0).double()
+    x = torch.randn(30, 4, dtype=torch.float64)
+    product = torch.eye(4, dtype=torch.float64)
+    for layer in net.layers:
+        product = layer.weight @ product
+    torch.testing.assert_close(net(x), x @ product.T)
+
+
+@pytest.mark.parametrize(
+    "norm, p", [("bn", None), ("l1", 1.0), ("l2", 2.0), ("linf", float("inf"))]
+)
+def test_normalized_network_matches_layer_by_layer_reference(norm, p):
+    net = DeepLinearNet(depth=5, dim=3, norm=norm, seed=1, eps=1e-5).double()
+    with torch.no_grad():
+        for m in net.norms:
+            m.weight.uniform_(0.5, 2.0)
+            m.bias.normal_()
+    x = torch.randn(40, 3, dtype=torch.float64) * 2 + 1
+    h = x
+    for i, layer in enumerate(net.layers):
+        h = h @ layer.weight.T
+        if i < 4:
+            g, b = net.norms[i].weight, net.norms[i].bias
+            if p is None:  # BN: the biased variance, eps inside the square root
+                h = g * (h - h.mean(0)) / (h.var(0, unbiased=False) + 1e-5).sqrt() + b
+            else:
+                h = lp_norm(h, None, None, g, b, training=True, eps=1e-5, p=p)
+    torch.testing.assert_close(net(x), h)
+    assert len(net.norms) == 4  # none after the output layer
+
+
+def test_glorot_uniform_initialisation():
+    net = DeepLinearNet(depth=25, dim=10, seed=0)
+    w = torch.stack([layer.weight.detach() for layer in net.layers])
+    bound = (6 / 20) ** 0.5
+    assert float(w.abs().max()) <= bound
+    assert float(w.var()) == pytest.approx(2 / 20, rel=0.1)  # Var U(-b, b) = b^2 / 3 = 2 / 20
+    same = DeepLinearNet(depth=25, dim=10, seed=0)
+    assert torch.equal(net.layers[3].weight, same.layers[3].weight)
+
+
+def test_loss_is_a_sum_over_samples():
+    out, target = torch.ones(7, 3), torch.zeros(7, 3)
+    assert float(sum_squared_error(out, target)) == 21.0
+
+
+def test_layer_groups_cover_every_parameter_once():
+    net = DeepLinearNet(depth=4, dim=3, norm="bn")
+    groups = layer_groups(net)
+    names = [n for _, ns in groups for n in ns]
+    assert sorted(names) == sorted(n for n, _ in net.named_parameters())
+    assert groups[0] == ("layers.0.weight", ["layers.0.weight", "norms.0.weight", "norms.0.bias"])
+    assert groups[-1] == ("layers.3.weight", ["layers.3.weight"])
+
+
+def test_bn_cuts_the_dependence_of_a_unit_on_earlier_layers():
+    x = torch.randn(200, 5, dtype=torch.float64)
+    plain = unit_moment_sensitivity(DeepLinearNet(8, 5, "none", seed=2).double(), x, layer=5)
+    bn_net = DeepLinearNet(8, 5, "bn", seed=2, eps=1e-12).double()
+    bn = unit_moment_sensitivity(bn_net, x, layer=5)
+    assert bool((plain[:6] > 1e-3).all()) and bool((plain[6:] == 0).all())
+    # with BN only gamma and beta of the unit's own layer move its mean and spread
+    # (earlier layers only through eps, made negligible here)
+    assert float(bn[:5].max()) < 1e-6 * float(bn[5])
+    assert float(bn[5]) > 0.5
+
+
+def test_upstream_perturbation_moves_moments_only_without_bn():
+    x = torch.randn(300, 5, dtype=torch.float64)
+    plain_net = DeepLinearNet(8, 5, "none", seed=3).double()
+    bn_net = DeepLinearNet(8, 5, "bn", seed=3, eps=1e-12).double()
+    before = plain_net.layers[0].weight.clone()
+    plain = upstream_perturbation(plain_net, x, layer=6)
+    bn = upstream_perturbation(bn_net, x, layer=6)
+    assert torch.equal(plain_net.layers[0].weight, before)  # the nudge is undone
+    assert float(plain["std"].max()) > 1e-3
+    assert float(bn["mean"].max()) < 1e-10 and float(bn["std"].max()) < 1e-8
+    assert float(bn["values"].min()) > 1e-4  # individual examples still move
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="Unknown norm 'gn'"):
+        DeepLinearNet(norm="gn")
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        DeepLinearNet(depth=0)
+    with pytest.raises(ValueError, match="n_samples >= 2"):
+        make_problem(1)
+    net = DeepLinearNet(depth=3, dim=2)
+    with pytest.raises(ValueError, match=r"layer must be in \[0, 2\]"):
+        unit_moment_sensitivity(net, torch.randn(4, 2), layer=3)
+    with pytest.raises(ValueError, match=r"unit must be in \[0, 1\]"):
+        unit_moment_sensitivity(net, torch.randn(4, 2), layer=1, unit=2)
+    with pytest.raises(ValueError, match="need 0 <= source <= layer"):
+        upstream_perturbation(net, torch.randn(4, 2), layer=0, source=1)
+
+
+def test_experiment_shapes_and_measurements_do_not_change_training():
+    from bnguide.experiments import santurkar_deep_linear as exp
+
+    small = exp.Config(
+        depth=4,
+        dim=3,
+        n_samples=20,
+        steps=6,
+        loss_every=2,
+        probe_every=3,
+        variants=("none", "bn"),
+        step_multipliers=(0.5, 2.0),
+        lr=1e-3,
+    )
+    result = exp.run(small)
+    assert result.loss["bn"].shape == (4,)
+    assert result.band_losses["none"].shape == (2, 2)
+    assert result.ics_cos["bn"].shape == (2, 4)
+    unmeasured = exp.run(exp.Config(**{**small.__dict__, "ics_variants": ()}))
+    assert unmeasured.ics_cos == {}
+    for v in ("none", "bn"):
+        assert np.array_equal(result.loss[v], unmeasured.loss[v])

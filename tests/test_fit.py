@@ -1,0 +1,126 @@
+"""Tests for bnguide.fit: the in-memory training loop and evaluation."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from bnguide.fit import check_batch_size, evaluate, minibatches, train
+from bnguide.norm_mlp import NormMLP
+
+D = torch.float64
+
+
+def _data(n=40, d=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=D)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    return x, y
+
+
+def test_check_batch_size_messages():
+    bn_model = NormMLP(5, (4,), 2, norm="batch")
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2, got 1. Batch norm"):
+        check_batch_size(1, bn_model)
+    with pytest.raises(ValueError, match="my-experiment: batch_size must be an integer >= 2"):
+        check_batch_size(1, where="my-experiment")  # no model: assume batch statistics
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2, got 2.5"):
+        check_batch_size(2.5, bn_model)
+    check_batch_size(1, NormMLP(5, (4,), 2, norm="layer"))  # no batch statistics: fine
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
+        check_batch_size(0, NormMLP(5, (4,), 2, norm="none"))
+
+
+def test_minibatches_are_permutations_without_short_batches():
+    gen = torch.Generator().manual_seed(0)
+    stream = minibatches(10, 3, gen)
+    epoch = [next(stream) for _ in range(3)]  # 3 full batches per epoch, 1 example dropped
+    assert all(len(b) == 3 for b in epoch)
+    seen = torch.cat(epoch)
+    assert len(set(seen.tolist())) == 9 and seen.max() < 10
+    with pytest.raises(ValueError, match="batch_size=11 is larger than the 10 training examples"):
+        next(minibatches(10, 11, gen))
+
+
+def test_train_matches_a_plain_torch_loop():
+    x, y = _data()
+    torch.manual_seed(3)
+    ours = NormMLP(5, (6,), 2, norm="batch").double()
+    reference = NormMLP(5, (6,), 2, norm="batch").double()
+    reference.load_state_dict(ours.state_dict())
+    losses = train(ours, x, y, batch_size=8, steps=12, lr=0.1, momentum=0.9, seed=7)
+    # Reference: the same permutations (generator seeded alike), torch.optim.SGD, drop_last.
+    gen = torch.Generator().manual_seed(7)
+    opt = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    expected = []
+    while len(expected) < 12:
+        order = torch.randperm(40, generator=gen)
+        for start in range(0, 40 - 8 + 1, 8):
+            if len(expected) == 12:
+                break
+            idx = order[start : start + 8]
+            loss = F.cross_entropy(reference(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            expected.append(float(loss.detach()))
+    torch.testing.assert_close(losses.double(), torch.tensor(expected, dtype=D))
+    for (name, a), b in zip(ours.state_dict().items(), reference.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_train_rejects_bad_settings_and_calls_on_step():
+    x, y = _data()
+    model = NormMLP(5, (4,), 2, norm="batch").double()
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2, got 1"):
+        train(model, x, y, batch_size=1, steps=3, lr=0.1)
+    with pytest.raises(ValueError, match="steps must be a positive integer, got 0"):
+        train(model, x, y, batch_size=4, steps=0, lr=0.1)
+    calls = []
+
+    def on_step(step, net):
+        calls.append((step, net.training))
+        net.eval()  # train() must switch back to training mode
+
+    train(model, x, y, batch_size=4, steps=3, lr=0.1, on_step=on_step)
+    assert calls == [(1, True), (2, True), (3, True)]
+
+
+def test_gradient_clipping_bounds_the_first_update():
+    x, y = _data()
+    x = x * 100  # large gradients
+    model = nn.Linear(5, 2).double()
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    train(model, x, y, batch_size=8, steps=1, lr=1.0, momentum=0.0, clip_grad_norm=0.5)
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    assert (after - before).norm() <= 0.5 + 1e-9
+
+
+def test_evaluate_matches_manual_computation_and_restores_mode():
+    x, y = _data()
+    torch.manual_seed(0)
+    model = NormMLP(5, (6,), 2, norm="batch").double()
+    train(model, x, y, batch_size=8, steps=5, lr=0.1)
+    model.train()
+    loss, acc = evaluate(model, x, y, batch_size=7)
+    assert model.training
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    assert loss == pytest.approx(float(F.cross_entropy(logits, y)), rel=1e-12)
+    assert acc == pytest.approx(float((logits.argmax(1) == y).double().mean()))
+
+
+def test_evaluate_with_batch_statistics():
+    x, y = _data(n=40)
+    torch.manual_seed(0)
+    model = NormMLP(5, (6,), 2, norm="batch").double().eval()
+    loss, _ = evaluate(model, x, y, batch_size=10, batch_stats=True)
+    expected = 0.0
+    model.train()
+    with torch.no_grad():
+        for chunk, target in zip(x.split(10), y.split(10), strict=True):
+            expected += float(F.cross_entropy(model(chunk), target, reduction="sum"))
+    assert loss == pytest.approx(expected / 40, rel=1e-12)
+    with pytest.raises(ValueError, match="leave a last batch of one example"):
+        evaluate(model, x[:21], y[:21], batch_size=10, batch_stats=True)
