@@ -50,6 +50,7 @@ def compare_modules(
     *,
     steps: int = 4,
     seed: int = 0,
+    dtype: torch.dtype | None = None,
 ) -> ParityReport:
     """Train both modules for ``steps`` steps on the same data, evaluate once, compare.
 
@@ -63,6 +64,9 @@ def compare_modules(
         Training steps; batch ``t`` has per-channel means around ``2 t`` and scales ``1 + t``.
     seed : int
         For the batches and upstream gradients.
+    dtype : torch.dtype, optional
+        Of the inputs. Default: that of ``reference``'s first parameter or buffer, or PyTorch's
+        default dtype for a module without any.
 
     Returns
     -------
@@ -73,9 +77,9 @@ def compare_modules(
     """
     if steps < 1:
         raise ValueError(f"compare_modules: steps must be at least 1, got {steps}.")
-    dtype = next(iter(reference.state_dict().values()), torch.empty(0)).dtype
-    if not dtype.is_floating_point:
-        dtype = torch.get_default_dtype()
+    if dtype is None:
+        tensors = [t for t in reference.state_dict().values() if t.is_floating_point()]
+        dtype = tensors[0].dtype if tensors else torch.get_default_dtype()
     gen = torch.Generator().manual_seed(seed)
     per_channel = (1, shape[1]) + (1,) * (len(shape) - 2)
     report = ParityReport()

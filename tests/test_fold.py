@@ -10,7 +10,20 @@ from bnguide.fold import fold, fold_bn, is_batch_norm
 from bnguide.ghost_batchnorm import GhostBatchNorm
 from bnguide.norms import BatchRenorm2d
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64_by_default():
+    # float64 comparisons without leaking the default dtype into other test modules
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def float32():
+    """For tests that train on the (float32) datasets: undone by the autouse fixture."""
+    torch.set_default_dtype(torch.float32)
 
 
 def _trained_stats(bn, seed=0):
@@ -122,3 +135,14 @@ def test_refuses_batch_norm_without_running_statistics():
 def test_bad_pairs_give_clear_errors(layer, bn, error, match):
     with pytest.raises(error, match=match):
         fold_bn(layer, bn.eval())
+
+
+def test_speed_benchmark_folds_without_changing_outputs(float32):
+    from bnguide.benchmarks import fold_speed
+
+    result = fold_speed.run(fold_speed.Config(batch_sizes=(2,), repeats=1, inner=1))
+    assert result.speedup.shape == (2, 1) and (result.speedup > 0).all()
+    assert (result.max_abs_diff < 1e-4).all()
+    assert result.bn_layers.tolist() == [2, 4]
+    with pytest.raises(ValueError, match="Unknown benchmark model 'resnet'"):
+        fold_speed.build("resnet")

@@ -5,7 +5,20 @@ import torch
 
 from bnguide.ghost_batchnorm import GhostBatchNorm, ghost_batch_norm
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64_by_default():
+    # float64 comparisons without leaking the default dtype into other test modules
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def float32():
+    """For tests that train on the (float32) datasets: undone by the autouse fixture."""
+    torch.set_default_dtype(torch.float32)
 
 
 def _reference(bn, x, m):
@@ -113,3 +126,37 @@ def test_state_dict_loads_into_torch_batch_norm():
 def test_bad_input_gives_a_clear_error(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# -- the chapter's experiment ----------------------------------------------------------------
+
+
+def test_experiment_runs_every_arm_at_a_tiny_scale(float32):
+    from bnguide.experiments import ghost_batch
+
+    config = ghost_batch.Config(
+        batch_size=32, ghost_sizes=(4, 32), small_batch=8, hidden=(8,), epochs=2, eval_every=1,
+        train_size=64, test_size=32, seeds=(0,),
+    )  # fmt: skip
+    result = ghost_batch.run(config)
+    assert result.labels == ["ghost 4", "plain BN, batch 32", "plain BN, batch 8"]
+    assert result.train_acc.shape == result.test_acc.shape == (1, 3, 2)
+    assert ((result.test_acc >= 0) & (result.test_acc <= 1)).all()
+    assert result.final_loss.shape == (1, 3) and (result.final_loss > 0).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ghost_sizes": (1, 8)}, r"ghost_sizes must lie in \[2, batch_size=512\]"),
+        ({"train_size": 1000}, "must be a multiple of every batch size"),
+        ({"epochs": 45}, r"epochs \(45\) must be a multiple of eval_every \(10\)"),
+        ({"image_side": 5}, "image_side must divide 28"),
+        ({"seeds": ()}, "seeds must not be empty"),
+    ],
+)
+def test_experiment_config_rejects_bad_settings(kwargs, match):
+    from bnguide.experiments import ghost_batch
+
+    with pytest.raises(ValueError, match=match):
+        ghost_batch.Config(**kwargs)

@@ -157,11 +157,13 @@ def test_experiment_runs_at_small_scale():
     assert result.train_accuracy["bn"].shape == (1, 3)
     assert result.units["noisy-bn"].shape == (1, 3, 32, 3)
     assert result.shift["standard"].shape == (1, 2)
-    # BN's layer inputs are normalized on the probe batch; the noise moves them off
-    bn_units = torch.from_numpy(result.units["bn"][0])  # (T, n_probe, units)
-    torch.testing.assert_close(bn_units.mean(1), torch.zeros(3, 3), atol=1e-5, rtol=0)
-    noisy = torch.from_numpy(result.units["noisy-bn"][0])
-    assert float(noisy.mean(1).abs().max()) > 1e-3
+    # at initialisation (beta = 0, gamma = 1) BN's layer inputs are standardized on the probe
+    # batch; the noise moves them off
+    bn_units = torch.from_numpy(result.units["bn"][0, 0])  # (n_probe, units)
+    torch.testing.assert_close(bn_units.mean(0), torch.zeros(3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(bn_units.std(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
+    noisy = torch.from_numpy(result.units["noisy-bn"][0, 0])
+    assert float(noisy.mean(0).abs().max()) > 1e-3
 
 
 def test_experiment_rejects_unknown_variant():

@@ -3,12 +3,25 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bnguide import norms
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64_by_default():
+    # float64 comparisons without leaking the default dtype into other test modules
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
+
+
+@pytest.fixture
+def float32():
+    """For tests that train on the (float32) datasets: undone by the autouse fixture."""
+    torch.set_default_dtype(torch.float32)
 
 
 def _randomize(*modules, seed=0):
@@ -156,7 +169,9 @@ def test_group_norm_extremes_are_layer_and_instance_norm():
     torch.testing.assert_close(norms.group_norm(x, 6), norms.instance_norm(x))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     n=st.integers(2, 5),
     which=st.sampled_from(["layer", "group", "instance", "rms"]),
@@ -330,6 +345,10 @@ def test_renorm_limits_schedule():
          ValueError, "Expected running_mean and running_var to be defined"),
         (lambda: norms.BatchRenorm2d(3), lambda m: m(torch.randn(2, 3, 4)), ValueError,
          r"expected 4D input \(got 3D input\)"),
+        (lambda: norms.GroupNorm(2, 6), lambda m: m(torch.randn(2, 4, 3)), ValueError,
+         r"GroupNorm\(2, 6\) expects input of shape \(N, 6, \*\), got \[2, 4, 3\]"),
+        (lambda: norms.BatchRenorm2d(3), lambda m: m(torch.randn(2, 4, 2, 2)), ValueError,
+         r"BatchRenorm2d\(3\) expects 3 channels in dimension 1"),
         (lambda: norms.BatchRenorm1d(3), lambda m: m(torch.randn(1, 3)), ValueError,
          "Expected more than 1 value per channel when training"),
         (lambda: norms.BatchRenorm1d(3, r_max=0.5), None, ValueError, "r_max >= 1 and d_max >= 0"),
@@ -349,3 +368,43 @@ def test_batch_renorm_checks_limits_set_after_construction():
     layer.d_max = -1.0  # a schedule gone wrong
     with pytest.raises(ValueError, match="r_max >= 1 and d_max >= 0"):
         layer(torch.randn(4, 3))
+
+
+# -- the chapter's benchmark -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "norm", ["none", "batch", "batch-renorm", "group", "layer", "instance", "rms"]
+)
+def test_small_cnn_takes_every_normalizer(norm, float32):
+    from bnguide.experiments._small_cnn import small_cnn
+
+    assert small_cnn(norm)(torch.randn(3, 1, 14, 14)).shape == (3, 10)
+
+
+def test_benchmark_runs_at_a_tiny_scale(float32):
+    from bnguide.experiments import normalizer_benchmark as bench
+
+    config = bench.Config(
+        norms=("batch", "batch-renorm"), batch_sizes=(2, 4), steps=10, train_size=64,
+        test_size=32, seeds=(0,),
+    )  # fmt: skip
+    result = bench.run(config)
+    for table in (result.accuracy, result.final_loss, result.step_ms):
+        assert set(table) == {"batch", "batch-renorm"}
+        assert all(v.shape == (1, 2) for v in table.values())
+    assert all(((v >= 0) & (v <= 1)).all() for v in result.accuracy.values())
+
+
+def test_benchmark_bad_settings_give_clear_errors():
+    from bnguide.experiments import normalizer_benchmark as bench
+    from bnguide.experiments._small_cnn import make_norm
+
+    with pytest.raises(ValueError, match=r"Unknown norms \['batchnorm'\]"):
+        bench.Config(norms=("batchnorm",))
+    with pytest.raises(ValueError, match="steps must be at least 10"):
+        bench.Config(steps=5)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
+        bench.Config(batch_sizes=(1, 8))
+    with pytest.raises(ValueError, match="Unknown normalization 'weight'"):
+        make_norm("weight", 8, 14)

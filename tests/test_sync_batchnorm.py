@@ -223,3 +223,50 @@ def test_launch_kills_ranks_past_the_deadline():
 def test_launch_rejects_bad_arguments():
     with pytest.raises(ValueError, match="world_size must be at least 1"):
         launch(_rank_info, 0)
+
+
+# -- the chapter's experiment ----------------------------------------------------------------
+
+
+def _count_communication(rank, world):
+    """Collectives SyncBatchNorm issues in one training step of the chapter's CNN."""
+    from bnguide.experiments._small_cnn import small_cnn
+
+    calls = []
+    gather, reduce = dist.all_gather, dist.all_reduce
+
+    def counting_gather(tensors, tensor, group=None):
+        calls.append(len(tensors) * tensor.numel() * tensor.element_size())
+        return gather(tensors, tensor, group=group)
+
+    def counting_reduce(tensor, op=dist.ReduceOp.SUM, group=None):
+        calls.append(tensor.numel() * tensor.element_size())
+        return reduce(tensor, op=op, group=group)
+
+    model = SyncBatchNorm.convert_sync_batchnorm(small_cnn("batch"))
+    x = torch.randn(3, 1, 14, 14)
+    model(x).sum().backward()  # first step: includes the one-time channel check
+    dist.all_gather, dist.all_reduce = counting_gather, counting_reduce
+    try:
+        model(x).square().sum().backward()
+    finally:
+        dist.all_gather, dist.all_reduce = gather, reduce
+    return len(calls), sum(calls)
+
+
+def test_comm_per_step_counts_what_sync_batchnorm_sends():
+    from bnguide.experiments.sync_bn_small_batch import comm_per_step
+
+    counted = launch(_count_communication, 2, timeout=TIMEOUT_S)
+    assert counted[0] == counted[1] == comm_per_step((8, 16, 32), 2)
+
+
+def test_experiment_config_rejects_bad_settings():
+    from bnguide.experiments.sync_bn_small_batch import Config
+
+    with pytest.raises(ValueError, match="world_size must be at least 2"):
+        Config(world_size=1)
+    with pytest.raises(ValueError, match="per_rank_batches must be positive integers"):
+        Config(per_rank_batches=(0, 2))
+    with pytest.raises(ValueError, match="seeds must not be empty"):
+        Config(seeds=())

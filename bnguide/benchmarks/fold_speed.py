@@ -3,7 +3,8 @@
 Times eval-mode forward passes of two small networks, an MLP (Linear-BN-ReLU) and a VGG-style
 CNN (Conv-BN-ReLU), before and after :func:`bnguide.fold.fold`, at batch 1 (one request) and
 a larger batch. The two versions alternate within each repetition, so background load hits
-both alike; the reported ratio is median unfolded time over median folded time. Outputs are
+both alike; each is reported as its fastest repetition (the one least disturbed by other
+work on the machine), and the speed-up as the ratio of the two. Outputs are
 checked equal first. Run ``python -m bnguide.benchmarks.fold_speed`` (``--quick`` for a
 tiny run). Used in chapter *Folding BN for inference*.
 """
@@ -73,7 +74,7 @@ class Config:
 
 @dataclass
 class Result:
-    """``unfolded_ms`` / ``folded_ms``: median milliseconds per forward pass, ``(models,
+    """``unfolded_ms`` / ``folded_ms``: fastest milliseconds per forward pass, ``(models,
     batch sizes)``; ``max_abs_diff``: largest output difference between the two versions;
     ``bn_layers``: BN layers removed per model."""
 
@@ -116,7 +117,7 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
                     for _ in range(config.repeats):
                         a.append(_time(model, x, config.inner))
                         b.append(_time(folded, x, config.inner))
-                unfolded[i, j], folded_ms[i, j] = np.median(a), np.median(b)
+                unfolded[i, j], folded_ms[i, j] = min(a), min(b)
                 if progress:
                     print(f"{name} batch {batch}: {unfolded[i, j]:.3f} -> {folded_ms[i, j]:.3f} ms")
     finally:

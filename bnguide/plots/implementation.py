@@ -109,11 +109,11 @@ def plot_running_averages(batch_values: np.ndarray, averages: Mapping[str, np.nd
     ax = ax or plt.gca()
     steps = np.arange(1, len(batch_values) + 1)
     ax.plot(steps, batch_values, ".", color="#999999", ms=4, label="batch mean")
-    for key, (label, values) in zip(_SERIES, averages.items(), strict=False):
+    for key, (label, values) in zip(("bn", "alt3", "alt1", "alt2"), averages.items(), strict=False):
         ax.plot(steps, values, color=COLORS[key], label=label)
     ax.set_xlabel("training batch")
     ax.set_ylabel("mean of one feature")
-    ax.set_title("Running mean under two momentum settings")
+    ax.set_title("Running mean under different momentum settings")
     ax.legend(loc="lower right", fontsize=8)
     return ax
 
