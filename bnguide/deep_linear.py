@@ -9,11 +9,13 @@ the optimization. A normalization layer (BN or an Lp norm, all using full-batch 
 follows each linear layer except the last, so that the output can take any scale.
 
 Used in chapters *Why BN works: internal covariate shift* and *Why BN works: a smoother
-landscape*; :func:`unit_moment_sensitivity` and :func:`upstream_perturbation` are the demos of
-*Why BN works: interdependency*.
+landscape*; :func:`unit_moment_sensitivity`, :func:`upstream_perturbation` and
+:func:`first_order_spread_step` are the demos of *Why BN works: interdependency*.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +25,7 @@ from bnguide.lp_norm import LpNorm1d
 __all__ = [
     "NORMS",
     "DeepLinearNet",
+    "first_order_spread_step",
     "layer_groups",
     "make_problem",
     "sum_squared_error",
@@ -236,4 +239,55 @@ def upstream_perturbation(
         "mean": (after.mean(0) - before.mean(0)).abs(),
         "std": (after.std(0, unbiased=False) - before.std(0, unbiased=False)).abs(),
         "values": (after - before).square().mean(0).sqrt(),
+    }
+
+
+def first_order_spread_step(
+    net: DeepLinearNet, x: Tensor, layer: int, unit: int = 0, factor: float = 2.0
+) -> dict[str, float]:
+    """Try to scale one unit's spread by ``factor`` with one first-order step on all parameters.
+
+    The step is the smallest change of all parameters of layers ``0..layer`` that, to first
+    order, multiplies the unit's batch standard deviation by ``factor``:
+    :math:`\\delta\\theta = (s^* - s)\\,\\nabla s / \\lVert\\nabla s\\rVert^2`. It is applied to
+    a copy of ``net``.
+
+    Returns
+    -------
+    dict
+        ``"achieved"``: the achieved change of the unit's standard deviation over the intended
+        one (1 when the first-order prediction is exact); ``"others"``: the largest relative
+        change of the standard deviation of the other units of the same layer (side effects).
+    """
+    if factor <= 0:
+        raise ValueError(f"factor must be positive, got {factor}.")
+    if not 0 <= layer < net.depth or not 0 <= unit < net.dim:
+        raise ValueError(f"need 0 <= layer < {net.depth} and 0 <= unit < {net.dim}.")
+    net = copy.deepcopy(net)
+
+    def read() -> Tensor:
+        h = x
+        for i in range(layer + 1):
+            h = h @ net.layers[i].weight.T  # (N, d)
+            if i < len(net.norms):
+                h = net.norms[i](h)
+        return h
+
+    before = read()  # (N, d)
+    spread = before[:, unit].std(unbiased=False)
+    params = list(net.parameters())
+    grads = torch.autograd.grad(spread, params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+    squared = sum(float(g.square().sum()) for g in grads)
+    s0 = float(spread.detach())
+    step = (factor - 1.0) * s0 / squared
+    with torch.no_grad():
+        for p, g in zip(params, grads, strict=True):
+            p.add_(g, alpha=step)
+        after = read()
+    std0, std1 = before.detach().std(0, unbiased=False), after.std(0, unbiased=False)  # (d,)
+    others = torch.cat([std1[:unit] / std0[:unit], std1[unit + 1 :] / std0[unit + 1 :]]) - 1
+    return {
+        "achieved": (float(std1[unit]) - s0) / ((factor - 1.0) * s0),
+        "others": float(others.abs().max()),
     }

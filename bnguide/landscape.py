@@ -20,11 +20,18 @@ import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad_and_value, vmap
 
-__all__ = ["LandscapeProbe", "functional_loss", "probe_gradient_direction", "stateless_copy"]
+__all__ = [
+    "LandscapeProbe",
+    "band_statistics",
+    "functional_loss",
+    "probe_gradient_direction",
+    "stateless_copy",
+]
 
 
 def stateless_copy(model: nn.Module) -> nn.Module:
@@ -174,3 +181,43 @@ def probe_gradient_direction(
         losses=losses.detach().double(),
         grad_diffs=diffs.detach().double(),
     )
+
+
+def band_statistics(
+    band_losses: np.ndarray, grad_diffs: np.ndarray, step_sizes: np.ndarray, grad_norm: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per probed step, the three summaries of Figure 4 from stacked probe results.
+
+    Parameters
+    ----------
+    band_losses, grad_diffs : ndarray
+        ``(P, K)``: :attr:`LandscapeProbe.losses` and :attr:`LandscapeProbe.grad_diffs` of P
+        probes at the same K step sizes.
+    step_sizes : ndarray
+        ``(K,)``.
+    grad_norm : ndarray
+        ``(P,)``: :attr:`LandscapeProbe.grad_norm` of each probe.
+
+    Returns
+    -------
+    dict of ndarray, each ``(P,)``
+        ``"loss_band"``: max minus min of the loss over the step sizes; ``"grad_envelope"``:
+        the largest gradient change; ``"beta"``: the effective beta-smoothness.
+    """
+    band_losses, grad_diffs = np.asarray(band_losses), np.asarray(grad_diffs)
+    step_sizes, grad_norm = np.asarray(step_sizes), np.asarray(grad_norm)
+    if band_losses.shape != grad_diffs.shape or band_losses.ndim != 2:
+        raise ValueError(
+            f"band_losses and grad_diffs must both be (P, K), got {band_losses.shape} and "
+            f"{grad_diffs.shape}."
+        )
+    if step_sizes.shape != band_losses.shape[1:] or grad_norm.shape != band_losses.shape[:1]:
+        raise ValueError(
+            f"step_sizes must be (K,) = {band_losses.shape[1:]} and grad_norm (P,) = "
+            f"{band_losses.shape[:1]}, got {step_sizes.shape} and {grad_norm.shape}."
+        )
+    return {
+        "loss_band": band_losses.max(1) - band_losses.min(1),
+        "grad_envelope": grad_diffs.max(1),
+        "beta": (grad_diffs / (step_sizes[None, :] * grad_norm[:, None])).max(1),
+    }

@@ -6,6 +6,7 @@ import torch
 
 from bnguide.deep_linear import (
     DeepLinearNet,
+    first_order_spread_step,
     layer_groups,
     make_problem,
     sum_squared_error,
@@ -143,3 +144,18 @@ def test_experiment_shapes_and_measurements_do_not_change_training():
     assert unmeasured.ics_cos == {}
     for v in ("none", "bn"):
         assert np.array_equal(result.loss[v], unmeasured.loss[v])
+
+
+def test_first_order_step_is_exact_with_bn_and_spills_over_without():
+    x = torch.randn(200, 4, dtype=torch.float64)
+    plain_net = DeepLinearNet(10, 4, "none", seed=5).double()
+    before = plain_net.layers[0].weight.clone()
+    plain = first_order_spread_step(plain_net, x, layer=7, factor=2.0)
+    assert torch.equal(plain_net.layers[0].weight, before)  # works on a copy
+    assert abs(plain["achieved"] - 1) > 1e-3 and plain["others"] > 1e-2
+    bn = first_order_spread_step(DeepLinearNet(10, 4, "bn", seed=5).double(), x, layer=7)
+    assert bn["achieved"] == pytest.approx(1.0, abs=1e-6) and bn["others"] < 1e-6
+    with pytest.raises(ValueError, match="factor must be positive"):
+        first_order_spread_step(plain_net, x, layer=7, factor=0.0)
+    with pytest.raises(ValueError, match="need 0 <= layer < 10"):
+        first_order_spread_step(plain_net, x, layer=10)

@@ -86,7 +86,7 @@ def test_learning_rate_variants_and_summary():
     assert variants["bn-x5-sigmoid"].spec.activation == "sigmoid"
     assert len({v.spec.sizes for v in variants.values()}) == 1  # same starting weights
     names = [v.name for v in config.variants()]
-    acc = np.full((7, 2, 3), 0.1)
+    acc = np.full((8, 2, 3), 0.1)
     acc[names.index("bn")] = [[0.1, 0.6, 0.7], [0.1, 0.4, 0.55]]
     result = learning_rate.Result(config, fake_log(names, acc, [0, 10, 20]))
     row = next(r for r in learning_rate.summary(result) if r["name"] == "bn")
@@ -96,14 +96,17 @@ def test_learning_rate_variants_and_summary():
 
 
 def test_placement_summary_is_paired():
-    config = bn_placement.Config(seeds=(0, 1, 2), last_evals=2)
+    config = bn_placement.Config(seeds=(0, 1, 2), last_evals=2, lrs=(0.1,))
     names = [v.name for v in config.variants()]
-    assert names == ["relu-before", "relu-after", "sigmoid-before", "sigmoid-after"]
+    assert names == ["relu-before-lr0.1", "relu-after-lr0.1", "sigmoid-before-lr0.1",
+                     "sigmoid-after-lr0.1"]  # fmt: skip
+    assert {v.spec.norm for v in config.variants()} == {"before", "after"}
     acc = np.zeros((4, 3, 3))
     acc[0] = [[0, 0.90, 0.92], [0, 0.80, 0.82], [0, 0.95, 0.95]]
     acc[1] = [[0, 0.92, 0.94], [0, 0.81, 0.81], [0, 0.90, 0.90]]
     result = bn_placement.Result(config, fake_log(names, acc, [0, 5, 10]))
     relu = bn_placement.summary(result)[0]
+    assert (relu["activation"], relu["lr"]) == ("relu", 0.1)
     np.testing.assert_allclose(relu["difference"], [0.02, 0.0, -0.05])
     assert relu["wins_after"] == 1
     assert relu["std_difference"] == pytest.approx(np.std([0.02, 0.0, -0.05], ddof=1))
@@ -119,6 +122,7 @@ def test_placement_summary_is_paired():
         (lambda: learning_rate.Config(lr=-1), "lr must be positive, got -1."),
         (lambda: bn_placement.Config(activations=()), "activations must name at least one"),
         (lambda: bn_placement.Config(last_evals=0), "last_evals must be at least 1, got 0."),
+        (lambda: bn_placement.Config(lrs=(0.1, -1)), "lrs must be positive learning rates"),
     ],
 )
 def test_configs_reject_bad_settings(make, message):

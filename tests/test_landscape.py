@@ -6,7 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnguide.landscape import functional_loss, probe_gradient_direction, stateless_copy
+from bnguide.landscape import (
+    band_statistics,
+    functional_loss,
+    probe_gradient_direction,
+    stateless_copy,
+)
 from bnguide.lp_norm import LpNorm1d
 
 
@@ -165,3 +170,34 @@ def test_santurkar_mlp_experiment_at_small_scale():
     assert result.test_accuracy["none"].shape == (3,)
     np.testing.assert_allclose(result.step_sizes, [0.1, 0.2, 0.4])
     np.testing.assert_allclose(result.ics_cos["none"][:, 0], 1.0, atol=1e-6)
+
+
+def test_band_statistics_match_probe_properties():
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    loss_fn = _quadratic(a @ a.T + torch.eye(4, dtype=torch.float64))
+    etas = [0.01, 0.03, 0.1]
+    probes = [
+        probe_gradient_direction(
+            loss_fn,
+            {"w": torch.randn(4, generator=gen, dtype=torch.float64)},
+            etas,
+            torch.empty(0),
+            torch.empty(0),
+        )
+        for _ in range(3)
+    ]
+    stats = band_statistics(
+        np.stack([p.losses.numpy() for p in probes]),
+        np.stack([p.grad_diffs.numpy() for p in probes]),
+        np.array(etas),
+        np.array([p.grad_norm for p in probes]),
+    )
+    for i, p in enumerate(probes):
+        assert stats["loss_band"][i] == pytest.approx(p.loss_band[1] - p.loss_band[0])
+        assert stats["grad_envelope"][i] == pytest.approx(p.grad_band[1])
+        assert stats["beta"][i] == pytest.approx(p.beta)
+    with pytest.raises(ValueError, match=r"must both be \(P, K\)"):
+        band_statistics(np.zeros((2, 3)), np.zeros((2, 2)), np.zeros(3), np.zeros(2))
+    with pytest.raises(ValueError, match="step_sizes must be"):
+        band_statistics(np.zeros((2, 3)), np.zeros((2, 3)), np.zeros(2), np.zeros(2))

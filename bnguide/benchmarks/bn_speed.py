@@ -8,8 +8,10 @@ alternate, so background load hits both). Also counts the memory traffic each ea
 causes at the operator level, a deterministic view of where the time goes.
 
 Run ``python -m bnguide.benchmarks.bn_speed`` (``--quick`` for a tiny run, ``--no-compile`` to
-skip ``torch.compile``). Used in chapter *The full guide: implementation* (page *Numerics and
-speed*).
+skip ``torch.compile``). On a machine shared with other jobs, elapsed time with several threads
+is dominated by threads waiting for each other; ``--threads 1 --clock cpu`` measures the CPU
+time of one thread instead, which background load disturbs far less. Used in chapter *The full
+guide: implementation* (page *Numerics and speed*).
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 The MNIST net of Ioffe & Szegedy (784-100-100-100-10) with BN either before every activation,
 ``act(BN(W u))`` as in the paper, or after it, ``BN(act(W u + b))``, for ReLU and for sigmoid
-units. Each seed starts all four nets from the same weights and feeds them the same batches, so
-the seed-by-seed differences isolate the placement. Chapter *BN in practice*, page *Before or
-after the nonlinearity?*.
+units, at two learning rates. Each seed starts all nets from the same weights and feeds them the
+same batches, so the seed-by-seed differences isolate the placement. Chapter *BN in practice*,
+page *Before or after the nonlinearity?*.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ PLOTS = "bnguide.plots.ioffe"  # where ``plot_result`` lives (experiments never 
 class Config:
     """Settings; the defaults are the scale the book shows (plain SGD, batches of 60)."""
 
-    steps: int = 5_000
+    steps: int = 3_000
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     activations: tuple[str, ...] = ("relu", "sigmoid")
+    lrs: tuple[float, ...] = (0.1, 0.5)
     batch_size: int = 60
-    lr: float = 0.1
     init_std: float = 0.1
     eval_every: int = 250
     last_evals: int = 5  # "final accuracy" = mean over this many last evaluations
@@ -50,22 +50,30 @@ class Config:
     def __post_init__(self):
         object.__setattr__(self, "seeds", tuple(self.seeds))
         object.__setattr__(self, "activations", tuple(self.activations))
+        object.__setattr__(self, "lrs", tuple(self.lrs))
         if int(self.steps) != self.steps or self.steps < 1:
             raise ValueError(f"steps must be a positive integer, got {self.steps}.")
         if not self.seeds:
             raise ValueError("seeds must name at least one seed.")
         if not self.activations:
             raise ValueError("activations must name at least one activation.")
+        if not self.lrs or not all(lr > 0 for lr in self.lrs):
+            raise ValueError(f"lrs must be positive learning rates, got {self.lrs}.")
         if self.last_evals < 1:
             raise ValueError(f"last_evals must be at least 1, got {self.last_evals}.")
 
     def variants(self) -> list[Variant]:
-        """``"<activation>-before"`` and ``"<activation>-after"`` for every activation."""
+        """``"<activation>-<before|after>-lr<lr>"`` for every activation and learning rate."""
         return [
-            Variant(f"{act}-{where}", MLPSpec(activation=act, norm=where), self.lr)
+            Variant(f"{act}-{where}-lr{lr:g}", MLPSpec(activation=act, norm=where), lr)
             for act in self.activations
+            for lr in self.lrs
             for where in ("before", "after")
         ]
+
+    def pairs(self) -> list[tuple[str, float]]:
+        """The (activation, learning rate) settings, each compared before vs after."""
+        return [(act, lr) for act in self.activations for lr in self.lrs]
 
 
 @dataclass
@@ -97,30 +105,31 @@ def final_accuracy(result: Result, name: str) -> np.ndarray:
     return result.log.accuracy(name)[:, -result.config.last_evals :].mean(1)
 
 
-def paired_differences(result: Result, activation: str) -> np.ndarray:
+def paired_differences(result: Result, activation: str, lr: float) -> np.ndarray:
     """After minus before, seed by seed, of :func:`final_accuracy` (``(S,)``)."""
-    after = final_accuracy(result, f"{activation}-after")
-    return after - final_accuracy(result, f"{activation}-before")
+    after = final_accuracy(result, f"{activation}-after-lr{lr:g}")
+    return after - final_accuracy(result, f"{activation}-before-lr{lr:g}")
 
 
 def summary(result: Result) -> list[dict]:
-    """Per activation: both placements' final accuracy per seed and the paired differences.
+    """Per activation and learning rate: both placements per seed and the paired differences.
 
     Returns
     -------
     list of dict
-        Keys ``activation``, ``before``, ``after``, ``difference`` (arrays over seeds),
+        Keys ``activation``, ``lr``, ``before``, ``after``, ``difference`` (arrays over seeds),
         ``mean_difference``, ``std_difference`` (sample standard deviation) and ``wins_after``
         (seeds where after beats before).
     """
     rows = []
-    for act in result.config.activations:
-        diff = paired_differences(result, act)
+    for act, lr in result.config.pairs():
+        diff = paired_differences(result, act, lr)
         rows.append(
             {
                 "activation": act,
-                "before": final_accuracy(result, f"{act}-before"),
-                "after": final_accuracy(result, f"{act}-after"),
+                "lr": lr,
+                "before": final_accuracy(result, f"{act}-before-lr{lr:g}"),
+                "after": final_accuracy(result, f"{act}-after-lr{lr:g}"),
                 "difference": diff,
                 "mean_difference": float(diff.mean()),
                 "std_difference": float(diff.std(ddof=1)) if len(diff) > 1 else float("nan"),

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 
 from bnguide.style import COLORS
 from bnguide.training import TrainLog
@@ -19,7 +20,10 @@ from bnguide.training import TrainLog
 __all__ = [
     "plot_accuracy",
     "plot_ioffe_accuracy",
+    "plot_learning_rate",
+    "plot_paired_differences",
     "plot_percentiles",
+    "plot_placement",
     "plot_result",
 ]
 
@@ -166,10 +170,115 @@ def plot_percentiles(
     return ax
 
 
+_LR_COLORS = {
+    "baseline": COLORS["baseline"],
+    "baseline-x5": COLORS["alt3"],
+    "baseline-x10": COLORS["alt2"],
+    "bn": COLORS["bn"],
+    "bn-x5": COLORS["alt4"],
+    "bn-x30": COLORS["alt1"],
+    "bn-x5-sigmoid": COLORS["alt1"],
+    "sigmoid-x5": COLORS["baseline"],
+}
+
+
+def plot_learning_rate(result, axes=None):
+    """Two panels: the ReLU nets at several learning rates; sigmoid against ReLU at 5x.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.learning_rate.Result
+    axes : pair of matplotlib Axes, optional
+
+    Returns
+    -------
+    The pair of Axes.
+    """
+    from bnguide.experiments.learning_rate import LABELS
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    log = result.log
+    relu = [n for n in ("baseline", "baseline-x5", "baseline-x10", "bn", "bn-x5", "bn-x30")
+            if n in log.names]  # fmt: skip
+    sigmoid = [n for n in ("bn-x5", "bn-x5-sigmoid", "sigmoid-x5") if n in log.names]
+    titles = (
+        "ReLU: learning rate x1, x5, x10 / x30",
+        "BN at x5: ReLU or sigmoid; sigmoid without BN",
+    )
+    for ax, names, title in zip(axes, (relu, sigmoid), titles, strict=True):
+        plot_accuracy(
+            log, names, ax=ax, labels=LABELS, colors=_LR_COLORS, title=title, ylim=(0, 100)
+        )
+        ax.legend(loc="lower right", fontsize=7.5)
+    return axes
+
+
+def plot_paired_differences(result, ax=None):
+    """Seed by seed: final test accuracy with BN after the activation minus before it.
+
+    One column per (activation, learning rate) setting.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.bn_placement.Result
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from bnguide.experiments.bn_placement import summary
+
+    ax = ax or plt.gca()
+    rows = summary(result)
+    for k, row in enumerate(rows):
+        diff = 100 * row["difference"]  # (S,), percentage points
+        ax.plot(np.full(len(diff), k), diff, "o", color=COLORS["alt1"], alpha=0.8,
+                label="one seed" if k == 0 else None)  # fmt: skip
+        sd = 100 * row["std_difference"] if len(diff) > 1 else 0.0
+        ax.errorbar(k + 0.15, diff.mean(), yerr=sd, fmt="D", color=COLORS["paper"], capsize=4,
+                    label="mean +- 1 sd" if k == 0 else None)  # fmt: skip
+    ax.axhline(0, color="black", lw=0.8)
+    ticks = [f"{row['activation']}\nlr {row['lr']:g}" for row in rows]
+    ax.set_xticks(range(len(rows)), ticks)
+    ax.set_xlim(-0.6, len(rows) - 0.4)
+    ax.set_xlabel("activation and learning rate")
+    ax.set_ylabel("after minus before (points of accuracy)")
+    ax.set_title("BN after vs before the activation, paired by seed")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_placement(result, axes=None):
+    """Accuracy curves of both placements, one panel per (activation, learning rate).
+
+    Returns
+    -------
+    numpy.ndarray of Axes
+    """
+    log = result.log
+    pairs = result.config.pairs()
+    if axes is None:
+        cols = len(result.config.lrs)
+        rows = len(pairs) // cols
+        _, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.6 * rows), sharey=True,
+                               squeeze=False)  # fmt: skip
+    axes = np.asarray(axes).ravel()
+    for ax, (act, lr) in zip(axes, pairs, strict=True):
+        names = (f"{act}-before-lr{lr:g}", f"{act}-after-lr{lr:g}")
+        labels = {names[0]: f"BN before {act}", names[1]: f"BN after {act}"}
+        colors = {names[0]: COLORS["bn"], names[1]: COLORS["alt1"]}
+        plot_accuracy(log, names, ax=ax, labels=labels, colors=colors,
+                      title=f"{act}, learning rate {lr:g}", ylim=(90, 100))  # fmt: skip
+        ax.legend(loc="lower right", fontsize=7.5)
+    return axes
+
+
 def plot_result(result, outdir: str | Path) -> list[Path]:
     """Write the figures of a result of this family of experiments as PNG files to ``outdir``.
 
-    Used by ``python -m bnguide run``; returns the paths written.
+    Used by ``python -m bnguide run`` and ``python -m bnguide plot``; returns the paths written.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -182,18 +291,27 @@ def plot_result(result, outdir: str | Path) -> list[Path]:
         written.append(path)
 
     log = result.log
-    if set(log.names) == {"baseline", "bn"}:  # the reproduction of Figure 1
+    kind = type(result).__module__.rsplit(".", 1)[-1]
+    if kind == "ioffe_mnist":  # the reproduction of Figure 1
         fig, ax = plt.subplots(figsize=(7, 4.2))
         plot_ioffe_accuracy(result, ax=ax, ylim=None)
         save(fig, "accuracy")
         for pooled in (False, True):
             fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
             for ax, name in zip(axes, ("baseline", "bn"), strict=True):
-                color = COLORS[name]
-                plot_percentiles(
-                    log, name, ax=ax, pooled=pooled, label=_IOFFE_LABELS[name], color=color
-                )
+                plot_percentiles(log, name, ax=ax, pooled=pooled, label=_IOFFE_LABELS[name],
+                                 color=COLORS[name])  # fmt: skip
             save(fig, "percentiles_all_units" if pooled else "percentiles")
+    elif kind == "learning_rate":
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        plot_learning_rate(result, axes)
+        save(fig, "accuracy")
+    elif kind == "bn_placement":
+        plot_placement(result)
+        save(plt.gcf(), "accuracy")
+        fig, ax = plt.subplots(figsize=(6, 4))
+        plot_paired_differences(result, ax)
+        save(fig, "paired_differences")
     else:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         plot_accuracy(log, ax=ax)

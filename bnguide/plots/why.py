@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bnguide.landscape import band_statistics
 from bnguide.style import COLORS
 
 __all__ = [
@@ -157,8 +158,8 @@ def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool
         losses, diffs = result.band_losses[v], result.grad_diffs[v]  # (P, K)
         axes[0].fill_between(steps, losses.min(1), losses.max(1), color=c, alpha=0.35, label=label)
         axes[1].fill_between(steps, diffs.min(1), diffs.max(1), color=c, alpha=0.35, label=label)
-        beta = (diffs / (result.step_sizes[None, :] * result.grad_norm[v][:, None])).max(1)
-        axes[2].plot(steps, beta, color=c, label=label)
+        stats = band_statistics(losses, diffs, result.step_sizes, result.grad_norm[v])
+        axes[2].plot(steps, stats["beta"], color=c, label=label)
     lo, hi = result.step_sizes.min() / result.config.lr, result.step_sizes.max() / result.config.lr
     axes[0].set_title(f"Loss along the gradient ({lo:g}x-{hi:g}x lr)")
     axes[0].set_ylabel("loss")
@@ -204,7 +205,8 @@ def plot_moment_sensitivity(sensitivities: dict, layer: int, *, ax=None):
         )
     ax.set_yscale("symlog", linthresh=1e-6)
     ax.set_xlabel("layer whose parameters move")
-    ax.set_ylabel("|d mean| + |d std| (gradient norm)")
+    ax.set_ylabel("||grad mean|| + ||grad std||")
+    ax.set_xlim(0.3, layer + 1.7)
     ax.set_title(f"What moves the distribution of a unit of layer {layer + 1}")
     ax.legend(loc="best")
     return ax

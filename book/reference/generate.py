@@ -36,8 +36,17 @@ the book runs. Each entry gives the parameters, the shapes of the tensors, what 
 where it helps, a short example, and names the chapter that explains it.
 
 Install the package from a clone of the repository with `pip install .` (or `make env`), then
-import what you need, for example `from bnguide.data import load`. Chapters link to the entries
-below, and each entry links back to the chapter that uses it.
+import what you need. Chapters link to the entries below, and each entry links back to the
+chapter that uses it. For example, a from-scratch batch norm layer applied to MNIST digits:
+
+```python
+from bnguide.data import load
+from bnguide.nn import BatchNorm1d
+
+x, y = load("mnist", "test", flatten=True, limit=64)  # (64, 784) floats in [0, 1], (64,) labels
+bn = BatchNorm1d(784)  # the same arguments, parameters and buffers as torch.nn.BatchNorm1d
+out = bn(x)  # (64, 784): every pixel normalized over the 64 images, running stats updated
+```
 """
 
 

@@ -1,0 +1,58 @@
+"""bnguide.parity detects differences and reports none for identical modules."""
+
+import pytest
+import torch
+
+from bnguide import nn as bnn
+from bnguide.parity import compare_modules
+
+F64 = torch.float64
+
+
+def test_identical_modules_report_zero():
+    a, b = torch.nn.BatchNorm1d(3, dtype=F64), torch.nn.BatchNorm1d(3, dtype=F64)
+    report = compare_modules(a, b, (10, 3))
+    assert report.worst() == 0.0
+    assert (
+        "eval output" in report.differences and "running_var after training" in report.differences
+    )
+
+
+def test_bnguide_matches_torch_2d():
+    report = compare_modules(
+        bnn.BatchNorm2d(4, dtype=F64), torch.nn.BatchNorm2d(4, dtype=F64), (6, 4, 3, 3)
+    )
+    assert report.worst() < 1e-12
+
+
+def test_a_different_momentum_is_detected():
+    report = compare_modules(
+        torch.nn.BatchNorm1d(3, momentum=0.3, dtype=F64),
+        torch.nn.BatchNorm1d(3, dtype=F64),
+        (10, 3),
+    )
+    assert report.differences["train output"] < 1e-12
+    assert report.differences["running_mean after training"] > 1e-3
+    assert report.differences["eval output"] > 1e-3
+
+
+def test_missing_tensor_is_infinite():
+    report = compare_modules(
+        torch.nn.BatchNorm1d(3, affine=False, dtype=F64),
+        torch.nn.BatchNorm1d(3, dtype=F64),
+        (10, 3),
+    )
+    assert report.differences["weight after training"] == float("inf")
+
+
+def test_dtype_argument_and_default():
+    a, b = (
+        torch.nn.BatchNorm1d(3, affine=False, track_running_stats=False),
+        torch.nn.BatchNorm1d(3, affine=False, track_running_stats=False),
+    )
+    assert compare_modules(a, b, (10, 3), dtype=F64).worst() == 0.0
+
+
+def test_rejects_zero_steps():
+    with pytest.raises(ValueError, match="steps must be at least 1"):
+        compare_modules(torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2), (4, 2), steps=0)
