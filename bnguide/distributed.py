@@ -5,15 +5,27 @@ start real processes on one machine (gloo on 127.0.0.1 by default), run the same
 each, and collect what each rank returns. A deadline bounds every launch: when it passes, the
 children are killed and :class:`TimeoutError` is raised, so a broken collective can never hang
 a notebook or CI. ``torchrun`` does the same job for scripts; this is the in-process version.
+Used in :doc:`/book/scale/sync-bn`.
+
+Examples
+--------
+The function must live in an importable module (not in a notebook cell):
+
+>>> def rank_and_size(rank, world_size):
+...     return rank, world_size
+>>> launch(rank_and_size, 2)  # doctest: +SKIP
+[(0, 2), (1, 2)]
 """
 
 from __future__ import annotations
 
 import datetime
 import multiprocessing as mp
+import os
 import queue as queue_module
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -28,14 +40,34 @@ _GRACE_S = 5.0  # after a first error: how long to wait for the other ranks' rep
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    """A TCP port on 127.0.0.1 that was free a moment ago.
+
+    Returns
+    -------
+    int
+        A port number chosen by the operating system.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+def _exit_with_parent() -> None:
+    # If the launching process dies (a killed notebook kernel), exit too instead of waiting
+    # in a collective until its timeout.
+    parent = mp.parent_process()
+    if parent is not None:
+
+        def watch():
+            parent.join()
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+
 def _child(rank, world_size, port, backend, timeout, threads, fn, args, results) -> None:
     # Runs in each child process: join the group, run fn, report (rank, ok, value or traceback).
+    _exit_with_parent()
     torch.set_num_threads(threads)
     try:
         if backend == "nccl":

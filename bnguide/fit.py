@@ -16,7 +16,22 @@ from torch.nn import functional as F
 
 from bnguide.precise_bn import batch_statistics, bn_layers
 
-__all__ = ["check_batch_size", "evaluate", "minibatches", "train"]
+__all__ = ["check_batch_size", "evaluate", "minibatches", "single_thread", "train"]
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run torch on one CPU thread inside the block, restoring the thread count after.
+
+    The small networks of the book gain nothing from several threads, lose much when the cores
+    are shared; on one thread, results also do not depend on how many cores the machine has.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def check_batch_size(batch_size: int, model: nn.Module | None = None, where: str = "train") -> None:

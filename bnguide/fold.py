@@ -3,8 +3,19 @@
 With fixed running statistics, BN is a per-channel affine map
 ``y = gamma * (z - mu) / sqrt(var + eps) + beta``; after a layer ``z = W x + b`` it folds into
 new weights ``W' = s W`` and bias ``b' = s (b - mu) + beta`` with ``s = gamma / sqrt(var + eps)``,
-so the folded network computes the same function with one layer fewer. Used in the chapter
-*Folding BN for inference*.
+so the folded network computes the same function with one layer fewer. Used in
+:doc:`/book/scale/folding`.
+
+Examples
+--------
+>>> from torch import nn
+>>> model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()).eval()
+>>> fold(model)
+Sequential(
+  (0): Conv2d(3, 8, kernel_size=(3, 3), stride=(1, 1))
+  (1): Identity()
+  (2): ReLU()
+)
 """
 
 from __future__ import annotations
@@ -36,7 +47,19 @@ def _batch_norm_types() -> tuple[type, ...]:
 
 
 def is_batch_norm(module: nn.Module) -> bool:
-    """Whether ``module`` is a batch norm layer (of torch or of bnguide) that :func:`fold` knows."""
+    """Whether ``module`` is a batch norm layer (of torch or of bnguide) that :func:`fold` knows.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Any module.
+
+    Returns
+    -------
+    bool
+        True for torch's ``BatchNorm1d/2d/3d`` and ``SyncBatchNorm`` and for bnguide's
+        ``BatchNorm*d``, ``SyncBatchNorm``, ``GhostBatchNorm`` and ``BatchRenorm*d``.
+    """
     return isinstance(module, _batch_norm_types())
 
 

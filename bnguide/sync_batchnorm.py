@@ -6,7 +6,15 @@ whole, concatenated batch, so N processes with batch b compute exactly what one 
 batch N*b would. Per BN layer and training step it adds one ``all_gather`` in the forward pass
 (count, mean and sum of squared deviations per channel: a two-pass, cancellation-free form) and
 one ``all_reduce`` in the backward pass (the two per-channel gradient sums). Works with any
-backend (gloo on CPU, nccl on GPU). Used in the chapter *Synchronized batch norm*.
+backend (gloo on CPU, nccl on GPU). Used in :doc:`/book/scale/sync-bn`.
+
+Examples
+--------
+In every process of an initialized process group (under ``torchrun``, or
+:func:`bnguide.distributed.launch`), swap the BN layers of a model before wrapping it in
+``DistributedDataParallel``:
+
+>>> model = SyncBatchNorm.convert_sync_batchnorm(model)  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -14,8 +14,10 @@ sigmoid*, *Before or after the nonlinearity?*).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,6 +187,17 @@ class TrainLog:
         return np.where(hit.any(1), first, np.nan)
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    """Run the body with ``n`` torch CPU threads, then restore the previous number."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class _Block:
     """The variants that share one spec: a StackedMLP with members ordered (variant, seed)."""
 
@@ -241,11 +254,17 @@ class Trainer:
         Standard deviation of the Gaussian initial weights.
     dtype : torch.dtype, optional
         Parameter type; by default that of ``data``.
+    workers : int, optional
+        On a CPU, variants with different specs (separate stacks) can train at the same time
+        in separate threads, each running its operations on one core: with many small
+        operations this beats splitting every operation over the cores. By default, as many
+        workers as stacks and torch threads allow (1 on other devices).
 
     Notes
     -----
-    Drive it with :meth:`step` and :meth:`evaluate`, or use :func:`train_variants`.
-    :meth:`nets` gives the trained :class:`~bnguide.models.StackedMLP` of a variant.
+    Drive it with :meth:`step` and :meth:`evaluate` (and :meth:`close` to end the worker
+    threads), or use :func:`train_variants`. :meth:`nets` gives the trained
+    :class:`~bnguide.models.StackedMLP` of a variant.
     """
 
     def __init__(
@@ -257,6 +276,7 @@ class Trainer:
         batch_size: int = 60,
         init_std: float = 0.1,
         dtype: torch.dtype | None = None,
+        workers: int | None = None,
     ):
         variants = list(variants)
         if not variants:
@@ -304,6 +324,13 @@ class Trainer:
         self._order = None
         self.step_count = 0
         self._last_eval = 0
+        if workers is None:
+            on_cpu = torch.device(device).type == "cpu"
+            workers = min(len(self.blocks), torch.get_num_threads()) if on_cpu else 1
+        if int(workers) != workers or workers < 1:
+            raise ValueError(f"workers must be a positive integer, got {workers}.")
+        self.workers = min(int(workers), len(self.blocks))
+        self._pool = None
 
     def nets(self, name: str) -> tuple[StackedMLP, slice]:
         """The StackedMLP holding variant ``name`` and the slice of its members (one per seed)."""
@@ -328,9 +355,25 @@ class Trainer:
         shape = (len(self.seeds), self.batch_size)
         xb = self.data.x_train.index_select(0, idx).view(*shape, -1)  # (S, B, D)
         yb = self.data.y_train.index_select(0, idx).view(shape)  # (S, B)
-        for block in self.blocks:
-            block.step(xb, yb)
+        if self.workers == 1:
+            for block in self.blocks:
+                block.step(xb, yb)
+        else:  # one stack per worker thread, each on one core
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    self.workers, initializer=torch.set_num_threads, initargs=(1,)
+                )
+            with _torch_threads(1):
+                futures = [self._pool.submit(block.step, xb, yb) for block in self.blocks]
+                for future in futures:
+                    future.result()
         self.step_count += 1
+
+    def close(self) -> None:
+        """End the worker threads (a later :meth:`step` starts new ones)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     @torch.no_grad()
     def evaluate(
@@ -402,12 +445,13 @@ def train_variants(
     probe_examples: int = 1000,
     progress: bool = False,
     dtype: torch.dtype | None = None,
+    workers: int | None = None,
 ) -> TrainLog:
     """Train every variant for every seed and evaluate along the way.
 
     Parameters
     ----------
-    variants, data, seeds, batch_size, init_std, dtype
+    variants, data, seeds, batch_size, init_std, dtype, workers
         As for :class:`Trainer`.
     steps : int
         SGD steps per net.
@@ -431,7 +475,13 @@ def train_variants(
     if len(eval_steps) == 0 or eval_steps[0] < 0 or eval_steps[-1] > steps:
         raise ValueError(f"eval_steps must lie between 0 and steps={steps}, got {eval_steps}.")
     trainer = Trainer(
-        variants, data, seeds=seeds, batch_size=batch_size, init_std=init_std, dtype=dtype
+        variants,
+        data,
+        seeds=seeds,
+        batch_size=batch_size,
+        init_std=init_std,
+        dtype=dtype,
+        workers=workers,
     )
     n_hidden = len(variants[0].spec.hidden)
     if not -n_hidden <= probe_layer < n_hidden:
@@ -447,7 +497,8 @@ def train_variants(
     }
     records = []
     start = time.perf_counter()
-    with tqdm(total=int(steps), disable=not progress, unit="step", mininterval=0.5) as bar:
+    bar = tqdm(total=int(steps), disable=not progress, unit="step", mininterval=0.5)
+    try:
         for target in eval_steps:
             while trainer.step_count < target:
                 trainer.step()
@@ -457,6 +508,9 @@ def train_variants(
         while trainer.step_count < steps:
             trainer.step()
         bar.update(int(steps) - bar.n)
+    finally:
+        bar.close()
+        trainer.close()
     seconds = time.perf_counter() - start
     stacked = {k: np.stack([r[k] for r in records], axis=2) for k in records[0]}
     bad = ~np.isfinite(stacked["train_loss"]) & (eval_steps > 0)  # (V, S, E)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bnguide.fit import check_batch_size, evaluate, minibatches, train
+from bnguide.fit import check_batch_size, evaluate, minibatches, single_thread, train
 from bnguide.norm_mlp import NormMLP
 
 D = torch.float64
@@ -124,3 +124,18 @@ def test_evaluate_with_batch_statistics():
     assert loss == pytest.approx(expected / 40, rel=1e-12)
     with pytest.raises(ValueError, match="leave a last batch of one example"):
         evaluate(model, x[:21], y[:21], batch_size=10, batch_stats=True)
+
+
+def test_single_thread_sets_and_restores_the_thread_count():
+    before = torch.get_num_threads()
+    with single_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+    @single_thread()
+    def run():
+        """Docstring kept."""
+        return torch.get_num_threads()
+
+    assert run() == 1 and torch.get_num_threads() == before
+    assert run.__name__ == "run" and run.__doc__ == "Docstring kept."  # cache keys use the name

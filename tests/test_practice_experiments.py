@@ -189,7 +189,9 @@ def test_distribution_shift_tiny_run():
 
 
 def test_small_batches_tiny_run():
-    config = small_batches.Config(batch_sizes=(2, 4), examples=40, hidden=(8,), seeds=(0,))
+    config = small_batches.Config(
+        batch_sizes=(2, 4), examples=40, hidden=(8,), seeds=(0,), batch_stat_examples=100
+    )
     result = small_batches.run(config)
     assert set(result.accuracy) == set(config.norms)
     assert set(result.batch_stat_accuracy) == {"batch", "batch-renorm"}

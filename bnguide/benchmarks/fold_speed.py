@@ -6,7 +6,12 @@ a larger batch. The two versions alternate within each repetition, so background
 both alike; each is reported as its fastest repetition (the one least disturbed by other
 work on the machine), and the speed-up as the ratio of the two. Outputs are
 checked equal first. Run ``python -m bnguide.benchmarks.fold_speed`` (``--quick`` for a
-tiny run). Used in chapter *Folding BN for inference*.
+tiny run). Used in :doc:`/book/scale/folding`.
+
+Examples
+--------
+>>> result = run(Config(repeats=3, inner=1))  # doctest: +SKIP
+>>> print(format_result(result))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -27,8 +32,22 @@ MODELS = ("mlp", "cnn")
 
 
 def build(name: str, seed: int = 0) -> tuple[nn.Module, tuple[int, ...]]:
-    """The benchmark network ``name`` in eval mode with trained-looking running statistics,
-    and the shape of one input example."""
+    """A benchmark network in eval mode, with running statistics moved off their initial values.
+
+    Parameters
+    ----------
+    name : {"mlp", "cnn"}
+        784-256-256-10 MLP or a four-convolution VGG-style CNN for 32x32 RGB images.
+    seed : int
+        Seeds the weights and the batches that set the running statistics.
+
+    Returns
+    -------
+    model : nn.Module
+        The network, in eval mode.
+    shape : tuple of int
+        The shape of one input example.
+    """
     torch.manual_seed(seed)
     if name == "mlp":
         model = nn.Sequential(
@@ -98,7 +117,20 @@ def _time(model, x, inner) -> float:
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Time every (model, batch size); see :class:`Result`."""
+    """Time every (model, batch size).
+
+    Parameters
+    ----------
+    config : Config
+        The settings; the defaults are the scale the book shows.
+    progress : bool
+        Print each timing as it is measured.
+
+    Returns
+    -------
+    Result
+        See :class:`Result`.
+    """
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     shape = (len(config.models), len(config.batch_sizes))
@@ -126,7 +158,18 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
 
 
 def format_result(result: Result) -> str:
-    """A plain-text table of the timings."""
+    """A plain-text table of the timings.
+
+    Parameters
+    ----------
+    result : Result
+        What :func:`run` returned.
+
+    Returns
+    -------
+    str
+        One line per model and batch size.
+    """
     lines = [f"{'model':6s} {'batch':>5s} {'unfolded ms':>12s} {'folded ms':>10s} {'speedup':>8s}"]
     for i, name in enumerate(result.config.models):
         for j, batch in enumerate(result.config.batch_sizes):
@@ -138,6 +181,13 @@ def format_result(result: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Command-line entry point: run the benchmark and print the table.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Command-line arguments (default: ``sys.argv[1:]``).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few repetitions only")
     args = parser.parse_args(argv)

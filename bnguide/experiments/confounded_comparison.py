@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, train
+from bnguide.fit import check_batch_size, evaluate, single_thread, train
 from bnguide.norm_mlp import NormMLP
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "run"]
@@ -58,6 +58,7 @@ class Result:
         return float(self.accuracy[(norm, lr)].mean())
 
 
+@single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train the four (norm, learning rate) cells for every seed."""
     x, y = load(config.dataset, "train", flatten=True)

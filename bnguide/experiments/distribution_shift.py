@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, train
+from bnguide.fit import check_batch_size, evaluate, single_thread, train
 from bnguide.norm_mlp import NormMLP
 from bnguide.precise_bn import bn_layers, recompute_bn_stats
 
@@ -124,6 +124,7 @@ def _train(config: Config, norm: str, seed: int, x, y) -> NormMLP:
     return model.eval()
 
 
+@single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train a plain, a BN and a LayerNorm network per seed; test them on shifted data."""
     x, y = load(config.dataset, "train", flatten=True)

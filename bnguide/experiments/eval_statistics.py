@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, minibatches, train
+from bnguide.fit import check_batch_size, evaluate, minibatches, single_thread, train
 from bnguide.norm_mlp import NormMLP
 from bnguide.precise_bn import bn_layers, recompute_bn_stats
 
@@ -142,6 +142,7 @@ def _distances(stats, reference) -> tuple[float, float]:
     return float(torch.stack(mean_d).mean()), float(torch.stack(var_d).mean())
 
 
+@single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train, and at each checkpoint compare EMA and precise population statistics."""
     x, y = load(config.dataset, "train", flatten=True)

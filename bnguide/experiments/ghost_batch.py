@@ -6,7 +6,12 @@ batch sees the same batches and takes the same SGD steps; only the ghost batch s
 (equal to the batch: plain BN). A reference run trains plain BN with a small batch for the
 same number of epochs: the regime whose generalization ghost batches are meant to bring back
 (Hoffer et al. 2017). Training and test accuracy are measured in eval mode at checkpoints.
-Chapter *Ghost batch norm*.
+Used in :doc:`/book/scale/ghost-bn`.
+
+Examples
+--------
+>>> [label for label, _, _ in arms(Config())]
+['ghost 8', 'ghost 32', 'ghost 128', 'plain BN, batch 512', 'plain BN, batch 32']
 """
 
 from __future__ import annotations
@@ -71,7 +76,19 @@ class Config:
 
 
 def arms(config: Config) -> list[tuple[str, int, int]]:
-    """The runs of one seed: ``(label, batch size, ghost batch size)``."""
+    """The runs of one seed.
+
+    Parameters
+    ----------
+    config : Config
+        The experiment's settings.
+
+    Returns
+    -------
+    list of (str, int, int)
+        ``(label, batch size, ghost batch size)`` per run: one per ghost size with the large
+        batch, then plain BN with the small batch.
+    """
     out = []
     for g in config.ghost_sizes:
         label = f"ghost {g}" if g < config.batch_size else f"plain BN, batch {g}"
@@ -102,6 +119,20 @@ def ghost_mlp(
 ) -> nn.Sequential:
     """inputs -> hidden... -> 10 with Linear -> GhostBatchNorm -> ReLU blocks.
 
+    Parameters
+    ----------
+    ghost_size : int
+        Examples per ghost batch.
+    hidden : tuple of int
+        Widths of the hidden layers.
+    inputs : int
+        Input features.
+
+    Returns
+    -------
+    nn.Sequential
+        The network, in training mode.
+
     Shape
     -----
     Input ``(N, inputs)``; output logits ``(N, 10)``.
@@ -122,7 +153,20 @@ def _images(config: Config, split: str, limit: int):
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train one MLP per (seed, arm); see :class:`Result`."""
+    """Train one MLP per (seed, arm).
+
+    Parameters
+    ----------
+    config : Config
+        The settings; the defaults are the scale the book shows.
+    progress : bool
+        Report progress while running.
+
+    Returns
+    -------
+    Result
+        See :class:`Result`.
+    """
     x, y = _images(config, "train", config.train_size)
     xt, yt = _images(config, "test", config.test_size)
     runs = arms(config)

@@ -16,10 +16,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bnguide.models import MLPSpec
+from bnguide.models import MLPSpec, StackedMLP, draw_weights
 from bnguide.training import TrainLog, Variant, evaluation_steps, load_data, train_variants
 
-__all__ = ["DESCRIPTION", "NAME", "PAPER_TABLE", "Config", "Result", "run", "summary"]
+__all__ = [
+    "DESCRIPTION",
+    "LABELS",
+    "NAME",
+    "PAPER_TABLE",
+    "Config",
+    "Result",
+    "gradient_norms",
+    "run",
+    "summary",
+]
 
 NAME = "learning-rate"
 DESCRIPTION = "BN at 1x/5x/30x the learning rate; ReLU vs sigmoid, with and without BN"
@@ -151,3 +161,34 @@ def summary(result: Result) -> list[dict]:
             }
         )
     return rows
+
+
+def gradient_norms(
+    config: Config, names: tuple[str, ...] = ("sigmoid-x5", "bn-x5-sigmoid"), seed: int = 0
+) -> dict[str, np.ndarray]:
+    """Norm of each layer's weight gradient at initialization, on the first training batch.
+
+    Shows how much of the error signal reaches the lower layers of each variant before any
+    training (the same weights for every variant, drawn from ``seed``).
+
+    Returns
+    -------
+    dict
+        Variant name -> ``(layers,)`` Frobenius norms, input layer first.
+    """
+    data = load_data(config.dataset, device=config.device)
+    x = data.x_train[: config.batch_size]  # (B, 784)
+    y = data.y_train[: config.batch_size]
+    variants = {v.name: v for v in config.variants()}
+    norms = {}
+    for name in names:
+        spec = variants[name].spec
+        net = StackedMLP(spec, 1, device=config.device)
+        net.load_weights_(
+            [w[None].to(config.device) for w in draw_weights(spec.sizes, config.init_std, seed)]
+        )
+        _, grads = net.loss_and_grads(x, y)
+        by_name = dict(zip((n for n, _ in net.named_parameters()), grads, strict=True))
+        layers = len(spec.sizes) - 1
+        norms[name] = np.array([float(by_name[f"weight{l}"].norm()) for l in range(layers)])
+    return norms

@@ -3,8 +3,14 @@
 For every normalizer (``NORMS`` of ``_small_cnn``: none, BN, Batch Renorm, GN, LN, IN,
 RMSNorm), batch size and seed, the small CNN is trained on a Fashion-MNIST subset for the same
 number of SGD steps with the same learning rate, then tested in eval mode. Wall-clock time
-per training step is recorded too (it depends on the machine and its load). Chapter *The other
-normalizers*.
+per training step is recorded too (it depends on the machine and its load). Used in
+:doc:`/book/scale/normalizers`.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> result = cached_run(run, Config())  # doctest: +SKIP
+>>> result.accuracy["batch"].mean(0)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,10 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bnguide.experiments._small_cnn import NORMS, load_subset, set_renorm_limits, small_cnn
+from bnguide.experiments._small_cnn import (
+    NORMS,
+    SPATIAL,
+    load_subset,
+    set_renorm_limits,
+    small_cnn,
+)
 from bnguide.fit import check_batch_size, evaluate, train
 
-__all__ = ["NAME", "DESCRIPTION", "Config", "Result", "run"]
+__all__ = ["NAME", "DESCRIPTION", "NORMS", "SPATIAL", "Config", "Result", "run"]
 
 NAME = "normalizer-benchmark"
 DESCRIPTION = "Small CNN on Fashion-MNIST: BN, Batch Renorm, GN, LN, IN, RMSNorm at batch 2-128"
@@ -92,7 +104,20 @@ def _train_one(norm: str, batch_size: int, seed: int, config: Config, data) -> t
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every (normalizer, batch size, seed) combination; see :class:`Result`."""
+    """Train every (normalizer, batch size, seed) combination.
+
+    Parameters
+    ----------
+    config : Config
+        The settings; the defaults are the scale the book shows.
+    progress : bool
+        Report progress while running.
+
+    Returns
+    -------
+    Result
+        See :class:`Result`.
+    """
     data = load_subset(config.train_size, config.test_size, config.dataset)
     shape = (len(config.seeds), len(config.batch_sizes))
     acc = {n: np.zeros(shape) for n in config.norms}

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, train
+from bnguide.fit import check_batch_size, evaluate, single_thread, train
 from bnguide.recurrent import RECURRENT_NORMS, NormRNN, rows_as_sequence
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "run"]
@@ -70,6 +70,7 @@ class Result:
     buffer_values: dict[str, int]
 
 
+@single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train a NormRNN per normalizer and seed on row-by-row MNIST; test it."""
     x, y = load(config.dataset, "train", flatten=True)

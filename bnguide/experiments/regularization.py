@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, train
+from bnguide.fit import check_batch_size, evaluate, single_thread, train
 from bnguide.norm_mlp import NormMLP
 
 __all__ = [
@@ -127,6 +127,7 @@ def batch_statistics_noise(
     return float(mean_noise), float(std_noise)
 
 
+@single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train every (variant, batch size, seed) and measure gaps and batch-statistics noise."""
     x, y = load(config.dataset, "train", flatten=True, limit=config.train_size)

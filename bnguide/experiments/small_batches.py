@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, train
+from bnguide.fit import check_batch_size, evaluate, single_thread, train
 from bnguide.norm_mlp import NormMLP, check_norm
 from bnguide.norms import renorm_limits
 from bnguide.precise_bn import bn_layers
@@ -41,6 +41,7 @@ class Config:
     base_lr: float = 0.05
     sgd_momentum: float = 0.9
     seeds: tuple[int, ...] = (0, 1)
+    batch_stat_examples: int = 2000  # test images for the batch-statistics evaluation
     dataset: str = "mnist"
 
     def __post_init__(self) -> None:
@@ -55,13 +56,19 @@ class Config:
             )
         if not self.seeds:
             raise ValueError("seeds must not be empty.")
+        if any(self.batch_stat_examples % b == 1 for b in self.batch_sizes):
+            raise ValueError(
+                f"batch_stat_examples={self.batch_stat_examples} leaves a last test batch of one "
+                f"example at some batch size in {self.batch_sizes}; pick another number."
+            )
 
 
 @dataclass
 class Result:
     """``accuracy[norm]``: ``(seeds, batch sizes)`` test accuracy (eval mode) after training;
     ``batch_stat_accuracy[norm]`` (batch-wise normalizers only): the same networks tested with
-    the statistics of test batches of their training batch size, as in training;
+    the statistics of test batches of their training batch size, as in training (on the first
+    ``config.batch_stat_examples`` test images);
     ``seconds[norm]``: ``(batch sizes,)`` training time summed over seeds (wall clock)."""
 
     config: Config
@@ -87,6 +94,7 @@ def _renorm_schedule(steps: int):
     return on_step
 
 
+@single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train every (normalizer, batch size, seed) and test it in eval mode."""
     x, y = load(config.dataset, "train", flatten=True)
@@ -120,8 +128,9 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
                 seconds[norm][j] += time.perf_counter() - start
                 accuracy[norm][s, j] = evaluate(model, x_test, y_test)[1]
                 if norm in batch_stat_accuracy:
+                    k = config.batch_stat_examples
                     batch_stat_accuracy[norm][s, j] = evaluate(
-                        model, x_test, y_test, batch_size=batch, batch_stats=True
+                        model, x_test[:k], y_test[:k], batch_size=batch, batch_stats=True
                     )[1]
                 if progress:
                     print(f"{norm} batch {batch} seed {seed}: {accuracy[norm][s, j]:.4f}")

@@ -1,7 +1,15 @@
 """The normalizers other than batch normalization, from scratch, checked against torch.
 
 Each layer mirrors torch's constructor and parameter names where torch has it, so state_dicts
-load both ways. Used in the chapter *The other normalizers* (and LayerNorm in *Recurrent nets*).
+load both ways. Used in :doc:`/book/scale/normalizers`.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.norms import GroupNorm
+>>> x = torch.randn(4, 6, 5, 5)
+>>> torch.allclose(GroupNorm(2, 6)(x), torch.nn.GroupNorm(2, 6)(x), atol=1e-6)
+True
 """
 
 from bnguide.norms.batch_renorm import (

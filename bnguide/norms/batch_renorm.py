@@ -4,7 +4,17 @@ In training, BN's output ``(x - mu_B) / sigma_B`` is corrected by ``r = sigma_B 
 ``d = (mu_B - mu) / sigma``, computed from the running statistics ``mu, sigma``, clipped to
 ``[1/r_max, r_max]`` and ``[-d_max, d_max]`` and treated as constants by backprop. Unclipped,
 the training output equals ``(x - mu) / sigma``, the inference output. Torch has no such layer.
-Used in the chapter *The other normalizers*.
+Used in :doc:`/book/scale/normalizers`.
+
+Examples
+--------
+With ``r_max = 1`` and ``d_max = 0`` there is nothing to correct: it is batch norm.
+
+>>> import torch
+>>> x = torch.randn(8, 3, 4, 4)
+>>> renorm = BatchRenorm2d(3, r_max=1.0, d_max=0.0)
+>>> torch.allclose(renorm(x), torch.nn.BatchNorm2d(3)(x), atol=1e-5)
+True
 """
 
 from __future__ import annotations
@@ -113,6 +123,17 @@ def renorm_limits(
     ``r_final`` at step ``r_steps`` and ``d_max`` to ``d_final`` at step ``d_steps``. The paper
     used warmup 5k, ``r_max = 3`` at 40k and ``d_max = 5`` at 25k steps ("gradually relaxed";
     linear is our reading).
+
+    Parameters
+    ----------
+    step : int
+        The current training step.
+    warmup : int
+        Steps of plain BN before the limits start to relax.
+    r_steps, d_steps : int
+        Steps at which ``r_max`` and ``d_max`` reach their final values.
+    r_final, d_final : float
+        The final limits.
 
     Returns
     -------

@@ -2,7 +2,14 @@
 
 Channels are split into groups; each example is normalized over the channels of a group and all
 spatial positions. ``num_groups=1`` is layer normalization over ``(C, H, W)``, ``num_groups=C``
-is instance normalization. Used in the chapter *The other normalizers*.
+is instance normalization. Used in :doc:`/book/scale/normalizers`.
+
+Examples
+--------
+>>> import torch
+>>> x = torch.randn(2, 6, 4, 4)
+>>> torch.allclose(group_norm(x, 6), torch.nn.functional.instance_norm(x), atol=1e-5)
+True
 """
 
 from __future__ import annotations

@@ -1,7 +1,14 @@
 """Instance normalization (Ulyanov et al. 2016), from scratch, with torch's InstanceNorm interface.
 
 Each channel of each example is normalized over its own spatial positions only. Used in the
-chapter *The other normalizers*.
+page :doc:`/book/scale/normalizers`.
+
+Examples
+--------
+>>> import torch
+>>> y = InstanceNorm2d(3)(torch.randn(2, 3, 8, 8) * 4 + 1)
+>>> y.mean((2, 3)).abs().max() < 1e-5
+tensor(True)
 """
 
 from __future__ import annotations

@@ -1,7 +1,14 @@
 """Layer normalization (Ba, Kiros & Hinton 2016) from scratch, mirroring ``torch.nn.LayerNorm``.
 
 Each example is normalized over its last ``len(normalized_shape)`` dimensions, so the result
-does not depend on the batch. Used in the chapters *The other normalizers* and *Recurrent nets*.
+does not depend on the batch. Used in :doc:`/book/scale/normalizers`.
+
+Examples
+--------
+>>> import torch
+>>> y = layer_norm(torch.randn(3, 8) * 5 + 2, 8)
+>>> y.mean(-1).abs().max() < 1e-6
+tensor(True)
 """
 
 from __future__ import annotations

@@ -1,7 +1,14 @@
 """Root-mean-square normalization (Zhang & Sennrich 2019), with ``torch.nn.RMSNorm``'s interface.
 
 Like layer normalization without the mean: each example is divided by the root mean square of
-its last dimensions. Used in the chapter *The other normalizers*.
+its last dimensions. Used in :doc:`/book/scale/normalizers`.
+
+Examples
+--------
+>>> import torch
+>>> y = rms_norm(torch.randn(3, 8) * 5, 8)
+>>> torch.allclose(y.square().mean(-1), torch.ones(3), atol=1e-4)
+True
 """
 
 from __future__ import annotations

@@ -1,4 +1,13 @@
-"""Figures of the part *BN at scale and in deployment*: each takes a Result, returns the Axes."""
+"""Figures of the part *BN at scale and in deployment*: each takes a Result, returns the Axes.
+
+Used in :doc:`/book/scale/sync-bn`, :doc:`/book/scale/ghost-bn`, :doc:`/book/scale/folding` and
+:doc:`/book/scale/normalizers`.
+
+Examples
+--------
+>>> from bnguide.benchmarks import fold_speed
+>>> ax = plot_fold_speedup(fold_speed.run(fold_speed.Config(repeats=1)))  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
@@ -48,7 +57,23 @@ def _smooth(y, window):
 
 def plot_sync_loss(result, batch_index: int = 0, *, window: int = 20, ax=None):
     """Training loss (moving average over ``window`` steps, mean over seeds) of the three
-    variants at one per-process batch size."""
+    variants at one per-process batch size.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.sync_bn_small_batch.Result
+        The experiment's result.
+    batch_index : int
+        Which per-process batch size to show (index into ``result.per_rank_batches``).
+    window : int
+        Steps in the moving average.
+    ax : matplotlib Axes, optional
+        Where to draw (default: the current Axes).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = ax or plt.gca()
     for variant, (label, color, ls) in SYNC_STYLE.items():
         curve = _smooth(result.loss[variant][:, batch_index].mean(0), window)
@@ -62,7 +87,19 @@ def plot_sync_loss(result, batch_index: int = 0, *, window: int = 20, ax=None):
 
 
 def plot_sync_accuracy(result, ax=None):
-    """Test accuracy after training against the per-process batch size (band: seeds)."""
+    """Test accuracy after training against the per-process batch size (band: seeds).
+
+    Parameters
+    ----------
+    result : bnguide.experiments.sync_bn_small_batch.Result
+        The experiment's result.
+    ax : matplotlib Axes, optional
+        Where to draw (default: the current Axes).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = ax or plt.gca()
     x = result.per_rank_batches
     for variant, (label, color, ls) in SYNC_STYLE.items():
@@ -77,7 +114,19 @@ def plot_sync_accuracy(result, ax=None):
 
 
 def plot_sync_cost(result, ax=None):
-    """Milliseconds per training step, per-process BN against SyncBatchNorm (mean over seeds)."""
+    """Milliseconds per training step, per-process BN against SyncBatchNorm (mean over seeds).
+
+    Parameters
+    ----------
+    result : bnguide.experiments.sync_bn_small_batch.Result
+        The experiment's result.
+    ax : matplotlib Axes, optional
+        Where to draw (default: the current Axes).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = ax or plt.gca()
     x = np.arange(len(result.per_rank_batches))
     for k, variant in enumerate(("local", "sync")):
@@ -86,10 +135,11 @@ def plot_sync_cost(result, ax=None):
             x + (k - 0.5) * 0.38, result.step_ms[variant].mean(0), 0.38, color=color, label=label
         )
     ax.set_xticks(x, [str(b) for b in result.per_rank_batches])
+    ax.set_ylim(0, 1.3 * max(result.step_ms[v].mean(0).max() for v in ("local", "sync")))
     ax.set_xlabel(f"examples per process ({result.config.world_size} processes)")
     ax.set_ylabel("time per training step (ms)")
     ax.set_title("What synchronization costs")
-    ax.legend()
+    ax.legend(loc="upper left", ncols=2)
     return ax
 
 
@@ -103,7 +153,19 @@ def _ghost_arms(result):
 
 def plot_ghost_accuracy(result, ax=None):
     """Final training and test accuracy (eval mode) against the ghost batch size; dashed: the
-    plain-BN run with a small batch."""
+    plain-BN run with a small batch.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.ghost_batch.Result
+        The experiment's result.
+    ax : matplotlib Axes, optional
+        Where to draw (default: the current Axes).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = ax or plt.gca()
     large, small = _ghost_arms(result)
     x = result.ghost[large]
@@ -125,7 +187,19 @@ def plot_ghost_accuracy(result, ax=None):
 
 def plot_ghost_loss(result, ax=None):
     """Training loss over the last epoch against the ghost batch size (log scales); dashed:
-    the plain-BN run with a small batch."""
+    the plain-BN run with a small batch.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.ghost_batch.Result
+        The experiment's result.
+    ax : matplotlib Axes, optional
+        Where to draw (default: the current Axes).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = ax or plt.gca()
     large, small = _ghost_arms(result)
     x = result.ghost[large]
@@ -146,7 +220,19 @@ def plot_ghost_loss(result, ax=None):
 
 
 def plot_fold_speedup(result, ax=None):
-    """Inference speed-up from folding, per model and batch size."""
+    """Inference speed-up from folding, per model and batch size.
+
+    Parameters
+    ----------
+    result : bnguide.benchmarks.fold_speed.Result
+        The experiment's result.
+    ax : matplotlib Axes, optional
+        Where to draw (default: the current Axes).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = ax or plt.gca()
     models, batches = result.config.models, result.config.batch_sizes
     width = 0.8 / len(batches)
@@ -155,17 +241,34 @@ def plot_fold_speedup(result, ax=None):
         x = np.arange(len(models)) + (j - (len(batches) - 1) / 2) * width
         ax.bar(x, result.speedup[:, j], width, color=colors[j % 4], label=f"batch {batch}")
     ax.axhline(1.0, color="black", lw=0.8, ls="--", label="no change")
-    ax.set_xticks(np.arange(len(models)), list(models))
+    ax.set_xticks(np.arange(len(models)), [m.upper() for m in models])
+    ax.set_ylim(0, 1.35 * result.speedup.max())
     ax.set_xlabel("network")
     ax.set_ylabel("unfolded time / folded time")
     ax.set_title("Inference speed-up from folding BN")
-    ax.legend()
+    ax.legend(loc="upper center", ncols=len(batches) + 1)
     return ax
 
 
 def plot_normalizers(result, metric: str = "accuracy", labels: dict | None = None, ax=None):
     """One line per normalizer against the batch size; ``metric`` is ``"accuracy"`` (test, %)
-    or ``"step_ms"`` (milliseconds per training step). Bands span the seeds."""
+    or ``"step_ms"`` (milliseconds per training step). Bands span the seeds.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.normalizer_benchmark.Result
+        The experiment's result.
+    metric : {"accuracy", "step_ms"}
+        Test accuracy or milliseconds per training step.
+    labels : dict, optional
+        Legend label per normalizer name (default: the names).
+    ax : matplotlib Axes, optional
+        Where to draw (default: the current Axes).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
     ax = ax or plt.gca()
     if metric not in ("accuracy", "step_ms"):
         raise ValueError(f"metric must be 'accuracy' or 'step_ms', got {metric!r}.")
