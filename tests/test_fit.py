@@ -65,7 +65,9 @@ def test_train_matches_a_plain_torch_loop():
             opt.step()
             expected.append(float(loss.detach()))
     torch.testing.assert_close(losses.double(), torch.tensor(expected, dtype=D))
-    for (name, a), b in zip(ours.state_dict().items(), reference.state_dict().values(), strict=True):
+    for (name, a), b in zip(
+        ours.state_dict().items(), reference.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(a, b, msg=name)
 
 

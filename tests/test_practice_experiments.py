@@ -177,7 +177,11 @@ def test_eval_statistics_tiny_run():
 
 def test_distribution_shift_tiny_run():
     config = distribution_shift.Config(
-        hidden=(8,), steps=5, seeds=(0,), contrasts=(1.0, 2.0), brightnesses=(0.3,),
+        hidden=(8,),
+        steps=5,
+        seeds=(0,),
+        contrasts=(1.0, 2.0),
+        brightnesses=(0.3,),
         target_examples=400,
     )
     result = distribution_shift.run(config)
@@ -202,7 +206,11 @@ def test_small_batches_tiny_run():
 
 def test_regularization_tiny_run():
     config = regularization.Config(
-        batch_sizes=(4, 16), train_size=64, examples=160, hidden=(8,), seeds=(0,),
+        batch_sizes=(4, 16),
+        train_size=64,
+        examples=160,
+        hidden=(8,),
+        seeds=(0,),
         noise_batches=5,
     )
     result = regularization.run(config)

@@ -93,7 +93,9 @@ def test_errors():
     model = _model("batch")
     with pytest.raises(ValueError, match=r"expects input of shape \(N, T, 3\), got \(2, 6\)"):
         model(torch.randn(2, 6, dtype=D))
-    with pytest.raises(ValueError, match="statistics for 6 time steps and cannot run a sequence of 7"):
+    with pytest.raises(
+        ValueError, match="statistics for 6 time steps and cannot run a sequence of 7"
+    ):
         model(torch.randn(2, 7, 3, dtype=D))
     _model("layer")(torch.randn(2, 9, 3, dtype=D))  # LayerNorm runs any length
     with pytest.raises(ValueError, match=r"Expected MNIST images of shape \(N, 784\)"):

@@ -268,6 +268,7 @@ def plot_confounded(result, ax=None):
             ax.plot(np.full(len(a), p), a, "k.", ms=4)
     ax.set_xticks(np.arange(len(lrs)), [f"learning rate {lr:g}" for lr in lrs])
     ax.set_ylabel("test accuracy (%) (dots: seeds)")
+    ax.set_ylim(0, 112)
     ax.set_title("The 2 x 2 design")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", ncols=2)
     return ax
