@@ -1,4 +1,4 @@
-"""Tests for bnguide.pitfalls: each wrong layer fails the way the chapter says, and the fixes work."""
+"""Tests for bnguide.pitfalls: each wrong layer fails as the chapter says, and the fixes work."""
 
 import io
 

@@ -108,7 +108,9 @@ def test_evaluation_matches_torch_modules():
             logits = model(data.x_test)
             accuracy = (logits.argmax(1) == data.y_test).double().mean().item()
             assert log.test_accuracy[v, s, -1] == pytest.approx(accuracy)
-            z = seen[0].detach().numpy()  # (N_test, 4): inputs of the last hidden layer's activation
+            z = (
+                seen[0].detach().numpy()
+            )  # (N_test, 4): inputs of the last hidden layer's activation
             unit = np.quantile(z[:, 2], [0.15, 0.5, 0.85])
             pooled = np.quantile(z[:10].ravel(), [0.15, 0.5, 0.85])
             np.testing.assert_allclose(log.probe_unit[v, s, -1], unit, rtol=1e-10)

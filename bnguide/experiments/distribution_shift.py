@@ -3,9 +3,10 @@
 Networks trained on clean MNIST are tested on images whose intensities were changed,
 ``x' = contrast * x + brightness``, and on test batches that each hold a single class. A BN
 network evaluated with its population statistics (the usual eval mode) is compared with three
-fixes: recomputing the statistics on unlabeled shifted images (:func:`recompute_bn_stats` on the
-target domain), normalizing with each test batch's own statistics (:func:`batch_statistics`), and
-a batch-independent normalizer (LayerNorm) trained instead. Chapter *Stability issues*.
+fixes: recomputing the statistics on unlabeled shifted images
+(:func:`bnguide.precise_bn.recompute_bn_stats` on the target domain), normalizing with each test
+batch's own statistics (:func:`bnguide.precise_bn.batch_statistics`), and a batch-independent
+normalizer (LayerNorm) trained instead. Chapter *Stability issues*.
 """
 
 from __future__ import annotations
