@@ -141,6 +141,9 @@ class TrainLog:
     probe_unit : numpy.ndarray
         ``(V, S, E, Q)``, quantiles over the test set of the input to one activation
         (``probe_unit`` of hidden layer ``probe_layer``).
+    probe_units : numpy.ndarray
+        ``(V, S, E, H, Q)``, the same quantiles for every unit of that layer, over the first
+        ``probe_examples`` test images.
     probe_all : numpy.ndarray
         ``(V, S, E, Q)``, the same quantiles pooled over all units of that layer and the
         first ``probe_examples`` test images.
@@ -163,6 +166,7 @@ class TrainLog:
     diverged_at: np.ndarray
     seconds: float
     settings: dict = field(default_factory=dict)
+    probe_units: np.ndarray | None = None
 
     def index(self, name: str) -> int:
         """Position of variant ``name`` along the first axis."""
@@ -351,11 +355,8 @@ class Trainer:
 
     def step(self) -> None:
         """One SGD step of every member on its seed's next batch."""
-        idx = self._batch_indices().reshape(-1)  # (S * B,)
-        shape = (len(self.seeds), self.batch_size)
-        xb = self.data.x_train.index_select(0, idx).view(*shape, -1)  # (S, B, D)
-        yb = self.data.y_train.index_select(0, idx).view(shape)  # (S, B)
         if self.workers == 1:
+            xb, yb = self._next_batch()
             for block in self.blocks:
                 block.step(xb, yb)
         else:  # one stack per worker thread, each on one core
@@ -363,11 +364,20 @@ class Trainer:
                 self._pool = ThreadPoolExecutor(
                     self.workers, initializer=torch.set_num_threads, initargs=(1,)
                 )
+            # one thread here too: an idle OpenMP team would spin against the workers
             with _torch_threads(1):
+                xb, yb = self._next_batch()
                 futures = [self._pool.submit(block.step, xb, yb) for block in self.blocks]
                 for future in futures:
                     future.result()
         self.step_count += 1
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self._batch_indices().reshape(-1)  # (S * B,)
+        shape = (len(self.seeds), self.batch_size)
+        xb = self.data.x_train.index_select(0, idx).view(*shape, -1)  # (S, B, D)
+        yb = self.data.y_train.index_select(0, idx).view(shape)  # (S, B)
+        return xb, yb
 
     def close(self) -> None:
         """End the worker threads (a later :meth:`step` starts new ones)."""
@@ -388,9 +398,10 @@ class Trainer:
         """Test accuracy and quantiles of one hidden layer's activation inputs, per member.
 
         BN layers use their running statistics. Returns arrays shaped ``(V, S)`` for
-        ``"test_accuracy"``, ``(V, S, Q)`` for ``"probe_unit"`` and ``"probe_all"``, and
-        ``(V, S)`` for ``"train_loss"`` (mean over the steps since the last call; the
-        accumulator is reset).
+        ``"test_accuracy"``, ``(V, S, Q)`` for ``"probe_unit"`` and ``"probe_all"``,
+        ``(V, S, H, Q)`` for ``"probe_units"`` (every unit of the layer, over the first
+        ``probe_examples`` test images) and ``(V, S)`` for ``"train_loss"`` (mean over the
+        steps since the last call; the accumulator is reset).
         """
         x, y = self.data.x_test, self.data.y_test
         q = torch.tensor(quantiles, device=x.device, dtype=x.dtype)
@@ -400,24 +411,29 @@ class Trainer:
             "train_loss": np.zeros((n_var, n_seeds)),
             "probe_unit": np.zeros((n_var, n_seeds, len(q))),
             "probe_all": np.zeros((n_var, n_seeds, len(q))),
+            "probe_units": None,
         }
         steps_since = self.step_count - self._last_eval
         self._last_eval = self.step_count
         for block in self.blocks:
             net = block.net
             net.eval()
-            correct, unit, pooled = 0, [], []
+            correct, unit, first = 0, [], []
             for start in range(0, len(x), chunk):
                 logits, probes = net(x[start : start + chunk], probe=True)  # (M, b, C)
                 correct = correct + (logits.argmax(-1) == y[start : start + chunk]).sum(1)
                 z = probes[probe_layer]  # (M, b, H)
                 unit.append(z[:, :, probe_unit])
                 if start < probe_examples:
-                    pooled.append(z[:, : probe_examples - start].reshape(net.members, -1))
+                    first.append(z[:, : probe_examples - start])
             net.train()
             acc = (correct / len(x)).cpu().numpy()  # (M,)
             p_unit = torch.quantile(torch.cat(unit, 1), q, dim=1).T.cpu().numpy()  # (M, Q)
-            p_all = torch.quantile(torch.cat(pooled, 1), q, dim=1).T.cpu().numpy()  # (M, Q)
+            first = torch.cat(first, 1)  # (M, probe_examples, H)
+            p_units = torch.quantile(first, q, dim=1).permute(1, 2, 0).cpu().numpy()  # (M, H, Q)
+            p_all = torch.quantile(first.reshape(net.members, -1), q, dim=1).T.cpu().numpy()
+            if out["probe_units"] is None:
+                out["probe_units"] = np.zeros((n_var, n_seeds, *p_units.shape[1:]))
             loss = block.loss_sum / steps_since if steps_since else block.loss_sum * np.nan
             loss = loss.cpu().numpy()
             block.loss_sum.zero_()
@@ -426,6 +442,7 @@ class Trainer:
                 out["test_accuracy"][v] = acc[rows]
                 out["train_loss"][v] = loss[rows]
                 out["probe_unit"][v] = p_unit[rows]
+                out["probe_units"][v] = p_units[rows]
                 out["probe_all"][v] = p_all[rows]
         return out
 
@@ -522,6 +539,7 @@ def train_variants(
         test_accuracy=stacked["test_accuracy"],
         train_loss=stacked["train_loss"],
         probe_unit=stacked["probe_unit"],
+        probe_units=stacked["probe_units"],
         probe_all=stacked["probe_all"],
         quantiles=tuple(quantiles),
         diverged_at=diverged_at,

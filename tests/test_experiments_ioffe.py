@@ -76,6 +76,17 @@ def test_comparison_table_and_median_range():
     assert rows[1]["paper_bn"] == pytest.approx(0.956)
     np.testing.assert_allclose(ioffe_mnist.median_range(result, "baseline"), [1.5, 0.2])
     np.testing.assert_allclose(ioffe_mnist.median_range(result, "bn"), [0.1, 0.0])
+    pooled = ioffe_mnist.median_range(result, "baseline", which="pooled")  # probe_all = probe + 1
+    np.testing.assert_allclose(pooled, [1.5, 0.2])
+    units = np.zeros((2, 2, 4, 3, 3))  # three units: ranges 0, 1 and 4 in seed 0
+    units[0, 0, 1:, 1, 1] = [0.0, 1.0, 0.5]
+    units[0, 0, 1:, 2, 1] = [4.0, 0.0, 1.0]
+    result.log.probe_units = units
+    np.testing.assert_allclose(
+        ioffe_mnist.median_range(result, "baseline", which="typical"), [1, 0]
+    )
+    with pytest.raises(ValueError, match="which must be 'unit', 'typical' or 'pooled'"):
+        ioffe_mnist.median_range(result, "bn", which="mean")
 
 
 def test_learning_rate_variants_and_summary():

@@ -189,6 +189,23 @@ def test_probes_are_the_inputs_of_the_activation():
     torch.testing.assert_close(probes[-1][1], seen[0])
 
 
+@pytest.mark.parametrize("lr", [0.3, torch.tensor([0.1, 0.7])])
+def test_fused_sgd_step_equals_gradient_step(lr):
+    spec = MLPSpec(**SMALL, activation="tanh", norm="before")
+    x = torch.randn(2, 9, 7, dtype=torch.float64)
+    y = torch.randint(0, 4, (2, 9))
+    net, ref = stacked(spec, 2), stacked(spec, 2)
+    loss = net.sgd_step_(x, y, lr)
+    ref_loss, grads = ref.loss_and_grads(x, y)
+    rate = lr.view(-1, 1, 1).double() if torch.is_tensor(lr) else lr
+    with torch.no_grad():
+        for p, g in zip(ref.parameters(), grads, strict=True):
+            p.sub_(rate * g)
+    torch.testing.assert_close(loss, ref_loss, rtol=0, atol=0)
+    for a, b in zip(net.state_dict().values(), ref.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+
+
 def test_members_do_not_interact():
     spec = MLPSpec(**SMALL, norm="before")
     x = torch.randn(3, 8, 7, dtype=torch.float64)
@@ -242,6 +259,13 @@ def test_load_weights_resets_state():
             "weight0 must have shape (2, 7, 5) (members, in, out), got (2, 5, 7).",
         ),
         (lambda: StackedMLP(MLPSpec(**SMALL), 2).member(2), IndexError, "member 2 out of range"),
+        (
+            lambda: StackedMLP(MLPSpec(**SMALL), 2).sgd_step_(
+                torch.randn(4, 7), torch.zeros(4), 0.1
+            ),
+            ValueError,
+            "sgd_step_ needs one batch per member: x of shape (M, B, in).",
+        ),
     ],
 )
 def test_stacked_errors(call, error, message):

@@ -108,13 +108,13 @@ def test_evaluation_matches_torch_modules():
             logits = model(data.x_test)
             accuracy = (logits.argmax(1) == data.y_test).double().mean().item()
             assert log.test_accuracy[v, s, -1] == pytest.approx(accuracy)
-            z = (
-                seen[0].detach().numpy()
-            )  # (N_test, 4): inputs of the last hidden layer's activation
+            z = seen[0].detach().numpy()  # (N_test, 4): inputs of the last hidden activation
             unit = np.quantile(z[:, 2], [0.15, 0.5, 0.85])
             pooled = np.quantile(z[:10].ravel(), [0.15, 0.5, 0.85])
             np.testing.assert_allclose(log.probe_unit[v, s, -1], unit, rtol=1e-10)
             np.testing.assert_allclose(log.probe_all[v, s, -1], pooled, rtol=1e-10)
+            every = np.quantile(z[:10], [0.15, 0.5, 0.85], axis=0).T  # (units, 3)
+            np.testing.assert_allclose(log.probe_units[v, s, -1], every, rtol=1e-10)
 
 
 def test_train_log_shapes_and_determinism():
@@ -127,6 +127,20 @@ def test_train_log_shapes_and_determinism():
     np.testing.assert_array_equal(a.test_accuracy, b.test_accuracy)
     np.testing.assert_array_equal(a.probe_unit, b.probe_unit)
     np.testing.assert_array_equal(a.diverged_at, -np.ones((4, 3)))
+
+
+def test_worker_threads_give_the_same_result():
+    kwargs = {"seeds": (0, 1), "steps": 14, "batch_size": 8, "init_std": 0.5, "eval_steps": [0, 14]}
+    one = train_variants(variants(), toy_data(), workers=1, **kwargs)
+    three = train_variants(variants(), toy_data(), workers=3, **kwargs)  # 3 stacks, 3 threads
+    np.testing.assert_allclose(three.train_loss, one.train_loss, rtol=1e-12)
+    np.testing.assert_allclose(three.probe_unit, one.probe_unit, rtol=1e-12)
+    np.testing.assert_array_equal(three.test_accuracy, one.test_accuracy)
+    threads = torch.get_num_threads()
+    trainer = Trainer(variants(), toy_data(), batch_size=8, workers=2)
+    trainer.step()
+    trainer.close()
+    assert torch.get_num_threads() == threads  # restored after each step
 
 
 def test_train_loss_is_the_mean_minibatch_loss_since_the_last_evaluation():
@@ -203,6 +217,10 @@ def test_evaluation_steps():
             "All variants must share their layer sizes",
         ),
         (lambda: Trainer(variants(), toy_data(), seeds=()), "seeds must be a non-empty list"),
+        (
+            lambda: Trainer(variants(), toy_data(), batch_size=8, workers=0),
+            "workers must be a positive integer, got 0.",
+        ),
         (lambda: Trainer(variants(), toy_data(), seeds=(1, 1)), "distinct integers, got [1, 1]."),
         (
             lambda: Trainer(variants(), toy_data(), batch_size=1),

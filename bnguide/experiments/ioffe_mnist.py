@@ -128,11 +128,21 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     return Result(config=config, log=log)
 
 
-def median_range(result: Result, name: str, *, pooled: bool = False) -> np.ndarray:
-    """How far the median sigmoid input moves over training: ``max - min`` per seed.
+def median_range(result: Result, name: str, *, which: str = "unit") -> np.ndarray:
+    """How far the median input to a sigmoid of the last hidden layer moves over training.
 
-    Evaluations after step 0 only (before training, BN's running statistics are still their
-    initial values). ``pooled`` uses the median over all units instead of the probed unit.
+    The range (largest minus smallest value) of the median over the evaluations after step 0
+    (before training, BN's running statistics are still their initial values).
+
+    Parameters
+    ----------
+    result : Result
+    name : {"baseline", "bn"}
+    which : {"unit", "typical", "pooled"}
+        ``"unit"``: the probed unit (``config.probe_unit``, over the whole test set);
+        ``"typical"``: the range of every unit of the layer, then the median over units;
+        ``"pooled"``: the median of all units' inputs together. The last two use the first
+        1,000 test images.
 
     Returns
     -------
@@ -140,8 +150,16 @@ def median_range(result: Result, name: str, *, pooled: bool = False) -> np.ndarr
         ``(seeds,)``.
     """
     log = result.log
-    probe = log.probe_all if pooled else log.probe_unit  # (V, S, E, Q)
-    median = probe[log.index(name)][:, log.steps > 0, 1]  # (S, E')
+    v, later = log.index(name), log.steps > 0
+    if which == "unit":
+        median = log.probe_unit[v][:, later, 1]  # (S, E')
+    elif which == "pooled":
+        median = log.probe_all[v][:, later, 1]  # (S, E')
+    elif which == "typical":
+        per_unit = log.probe_units[v][:, later][..., 1]  # (S, E', H)
+        return np.median(per_unit.max(1) - per_unit.min(1), axis=1)
+    else:
+        raise ValueError(f"which must be 'unit', 'typical' or 'pooled', got {which!r}.")
     return median.max(1) - median.min(1)
 
 

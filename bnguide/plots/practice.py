@@ -266,7 +266,8 @@ def plot_confounded(result, ax=None):
         ax.bar(pos, means, width, color=color, label=label)
         for p, a in zip(pos, accs, strict=True):
             ax.plot(np.full(len(a), p), a, "k.", ms=4)
-    ax.set_xticks(np.arange(len(lrs)), [f"learning rate {lr:g}" for lr in lrs])
+    ax.set_xticks(np.arange(len(lrs)), [f"{lr:g}" for lr in lrs])
+    ax.set_xlabel(f"learning rate (SGD, {result.config.steps} steps)")
     ax.set_ylabel("test accuracy (%) (dots: seeds)")
     ax.set_ylim(0, 112)
     ax.set_title("The 2 x 2 design")
