@@ -447,6 +447,24 @@ class Trainer:
         return out
 
 
+_MIN_PARALLEL_WORK = 20_000  # steps x (variant, seed) pairs worth starting processes for
+
+
+def _choose_processes(processes, data, pairs, steps) -> int:
+    on_cpu = data.device.type == "cpu"
+    if processes is None:
+        enough = pairs * steps >= _MIN_PARALLEL_WORK
+        return min(torch.get_num_threads(), pairs) if on_cpu and enough else 1
+    if int(processes) != processes or processes < 1:
+        raise ValueError(f"processes must be a positive integer, got {processes}.")
+    if processes > 1 and not on_cpu:
+        raise ValueError(
+            f"processes={processes} trains on the CPU only; the data are on {data.device}. "
+            "Pass processes=1 to train there in one process."
+        )
+    return min(int(processes), pairs)
+
+
 def train_variants(
     variants: Sequence[Variant],
     data: Data,
@@ -463,6 +481,8 @@ def train_variants(
     progress: bool = False,
     dtype: torch.dtype | None = None,
     workers: int | None = None,
+    processes: int | None = None,
+    _report=None,
 ) -> TrainLog:
     """Train every variant for every seed and evaluate along the way.
 
@@ -479,6 +499,12 @@ def train_variants(
         Which activation inputs to summarize, as for :meth:`Trainer.evaluate`.
     progress : bool
         Show a progress bar.
+    processes : int, optional
+        Train in this many worker processes (CPU only), each with one torch thread and a share
+        of the (variant, seed) pairs; see :mod:`bnguide.parallel_training`. The result is the
+        same up to float rounding. By default, on a CPU, as many as there are torch threads
+        when the run is long enough to repay starting them (at least 20,000 steps over all
+        pairs), else 1.
 
     Returns
     -------
@@ -512,6 +538,16 @@ def train_variants(
         "quantiles": tuple(quantiles),
         "probe_examples": probe_examples,
     }
+    processes = _choose_processes(processes, data, len(variants) * len(trainer.seeds), steps)
+    if processes > 1:
+        trainer.close()
+        from bnguide.parallel_training import train_in_processes
+
+        return train_in_processes(
+            variants, data, seeds=trainer.seeds, processes=processes, progress=progress,
+            steps=int(steps), batch_size=batch_size, init_std=init_std, eval_steps=eval_steps,
+            dtype=dtype, workers=1, **probe,
+        )  # fmt: skip
     records = []
     start = time.perf_counter()
     bar = tqdm(total=int(steps), disable=not progress, unit="step", mininterval=0.5)
@@ -521,9 +557,13 @@ def train_variants(
                 trainer.step()
                 if trainer.step_count % 100 == 0:
                     bar.update(100)
+                    if _report is not None:
+                        _report(100)
             records.append(trainer.evaluate(**probe))
         while trainer.step_count < steps:
             trainer.step()
+        if _report is not None:
+            _report(int(steps) - 100 * (int(steps) // 100))
         bar.update(int(steps) - bar.n)
     finally:
         bar.close()

@@ -254,3 +254,46 @@ def test_bad_settings_are_rejected(make, message):
     with pytest.raises(ValueError) as err:
         make()
     assert message in str(err.value)
+
+
+def test_worker_processes_give_the_same_log_as_one_process():
+    # 4 variants in 3 specs over 2 processes (whole stacks), and 1 variant split by seed
+    kwargs = {"seeds": (0, 1, 2), "steps": 12, "batch_size": 8, "init_std": 0.5,
+              "eval_steps": [0, 5, 12]}  # fmt: skip
+    for chosen in (variants(), variants()[1:2]):
+        one = train_variants(chosen, toy_data(), processes=1, **kwargs)
+        two = train_variants(chosen, toy_data(), processes=2, **kwargs)
+        assert two.settings["processes"] == 2 and two.names == one.names
+        for field in ("test_accuracy", "train_loss", "probe_unit", "probe_all", "probe_units"):
+            np.testing.assert_allclose(getattr(two, field), getattr(one, field), rtol=1e-12)
+        np.testing.assert_array_equal(two.diverged_at, one.diverged_at)
+
+
+def test_deal_out_covers_every_pair_once_and_balances_the_work():
+    from bnguide.parallel_training import deal_out
+
+    seeds = (0, 1, 2)
+    for chosen, processes in ((variants(), 2), (variants()[:1], 2), (variants(), 3)):
+        plans = deal_out(chosen, seeds, processes)
+        pairs = [(v, s) for plan in plans for ids, ss in plan for v in ids for s in ss]
+        assert sorted(pairs) == [(v, s) for v in range(len(chosen)) for s in seeds]
+        assert len(plans) == processes
+    with pytest.raises(ValueError, match="processes must be a positive integer, got 0"):
+        deal_out(variants(), seeds, 0)
+
+
+def test_process_options_are_checked():
+    kwargs = {"steps": 4, "batch_size": 8}
+    with pytest.raises(ValueError, match="processes must be a positive integer, got 0"):
+        train_variants(variants(), toy_data(), processes=0, **kwargs)
+    meta = Data(*(torch.empty(t.shape, dtype=t.dtype, device="meta") for t in (
+        toy_data().x_train, toy_data().y_train, toy_data().x_test, toy_data().y_test)))  # fmt: skip
+    with pytest.raises(ValueError, match="trains on the CPU only; the data are on meta"):
+        train_variants(variants(), meta, processes=2, **kwargs)
+
+
+def test_a_failing_worker_process_reports_its_error():
+    # probe_examples=0 leaves the quantiles nothing to summarize: the child fails, not hangs
+    with pytest.raises(RuntimeError, match="A training worker process failed"):
+        train_variants(variants(), toy_data(), steps=4, batch_size=8, processes=2,
+                       probe_examples=0)  # fmt: skip

@@ -4,7 +4,7 @@ For every normalizer (``NORMS`` of ``_small_cnn``: none, BN, Batch Renorm, GN, L
 RMSNorm), batch size and seed, the small CNN is trained on a Fashion-MNIST subset for the same
 number of SGD steps with the same learning rate, then tested in eval mode. Wall-clock time
 per training step is recorded too (it depends on the machine and its load). Used in
-the chapter *Other normalizers*.
+:doc:`/book/scale/normalizers`.
 
 Examples
 --------

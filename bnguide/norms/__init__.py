@@ -1,7 +1,7 @@
 """The normalizers other than batch normalization, from scratch, checked against torch.
 
 Each layer mirrors torch's constructor and parameter names where torch has it, so state_dicts
-load both ways. Used in the chapter *Other normalizers*.
+load both ways. Used in :doc:`/book/scale/normalizers`.
 
 Examples
 --------

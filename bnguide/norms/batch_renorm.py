@@ -4,7 +4,7 @@ In training, BN's output ``(x - mu_B) / sigma_B`` is corrected by ``r = sigma_B 
 ``d = (mu_B - mu) / sigma``, computed from the running statistics ``mu, sigma``, clipped to
 ``[1/r_max, r_max]`` and ``[-d_max, d_max]`` and treated as constants by backprop. Unclipped,
 the training output equals ``(x - mu) / sigma``, the inference output. Torch has no such layer.
-Used in the chapter *Other normalizers*.
+Used in :doc:`/book/scale/normalizers`.
 
 Examples
 --------

@@ -2,7 +2,7 @@
 
 Channels are split into groups; each example is normalized over the channels of a group and all
 spatial positions. ``num_groups=1`` is layer normalization over ``(C, H, W)``, ``num_groups=C``
-is instance normalization. Used in the chapter *Other normalizers*.
+is instance normalization. Used in :doc:`/book/scale/normalizers`.
 
 Examples
 --------

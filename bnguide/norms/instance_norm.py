@@ -1,7 +1,7 @@
 """Instance normalization (Ulyanov et al. 2016), from scratch, with torch's InstanceNorm interface.
 
 Each channel of each example is normalized over its own spatial positions only. Used in the
-page the chapter *Other normalizers*.
+page :doc:`/book/scale/normalizers`.
 
 Examples
 --------

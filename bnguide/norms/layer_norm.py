@@ -1,7 +1,7 @@
 """Layer normalization (Ba, Kiros & Hinton 2016) from scratch, mirroring ``torch.nn.LayerNorm``.
 
 Each example is normalized over its last ``len(normalized_shape)`` dimensions, so the result
-does not depend on the batch. Used in the chapter *Other normalizers*.
+does not depend on the batch. Used in :doc:`/book/scale/normalizers`.
 
 Examples
 --------

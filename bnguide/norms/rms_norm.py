@@ -1,7 +1,7 @@
 """Root-mean-square normalization (Zhang & Sennrich 2019), with ``torch.nn.RMSNorm``'s interface.
 
 Like layer normalization without the mean: each example is divided by the root mean square of
-its last dimensions. Used in the chapter *Other normalizers*.
+its last dimensions. Used in :doc:`/book/scale/normalizers`.
 
 Examples
 --------

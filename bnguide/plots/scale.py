@@ -1,7 +1,7 @@
 """Figures of the part *BN at scale and in deployment*: each takes a Result, returns the Axes.
 
 Used in :doc:`/book/scale/sync-bn`, :doc:`/book/scale/ghost-bn`, :doc:`/book/scale/folding` and
-the chapter *Other normalizers*.
+:doc:`/book/scale/normalizers`.
 
 Examples
 --------

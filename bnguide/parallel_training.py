@@ -1,0 +1,201 @@
+"""Train the variants and seeds of :func:`bnguide.training.train_variants` in several processes.
+
+Two things make this exact and simple: different (variant, seed) pairs never interact, and a
+seed alone fixes a net's initial weights and batch order. So the pairs can be dealt out to
+worker processes, trained there with :func:`~bnguide.training.train_variants` itself, and the
+logs put back together; the result equals a single-process run up to float rounding.
+
+Threads inside one process (``Trainer(workers=...)``) share Python's global interpreter lock,
+and a step of a small MLP is many small operations that each take it, so two threads gain little
+on two cores. Processes do not share that lock. Each worker uses one torch thread; the pairs are
+balanced over the workers by estimated cost (largest first, then merged back into one stack per
+variant in each worker). Used by :func:`bnguide.training.train_variants` on CPUs; see chapter
+*BN in practice*, page :doc:`/book/practice/ioffe-mnist`.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import traceback
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.multiprocessing as mp
+from tqdm import tqdm
+
+__all__ = ["deal_out", "train_in_processes"]
+
+_POLL_SECONDS = 0.5
+
+
+def _cost(variant) -> float:
+    """Rough cost of one (variant, seed) pair: weights per step, BN layers a third dearer."""
+    sizes = variant.spec.sizes
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return weights * (1.3 if variant.spec.norm != "none" else 1.0)
+
+
+def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[list[tuple]]:
+    """Share the (variant, seed) pairs among ``processes`` workers by estimated cost.
+
+    Whole variants (all their seeds, one stack) are the units while there are at least as many
+    variants as workers, since a big stack runs faster per net than small ones; otherwise
+    single (variant, seed) pairs are. Largest units first, each to the worker with the least
+    work so far; then each worker's pairs are grouped into jobs that train as one stack.
+
+    Returns
+    -------
+    list of list of tuple
+        Per worker, its jobs as ``(tuple of variant indices, tuple of seeds)``; workers left
+        without work are dropped.
+    """
+    if int(processes) != processes or processes < 1:
+        raise ValueError(f"processes must be a positive integer, got {processes}.")
+    seeds = tuple(seeds)
+    if len(variants) >= processes:
+        units = [[(v, s) for s in seeds] for v in range(len(variants))]
+    else:
+        units = [[(v, s)] for v in range(len(variants)) for s in seeds]
+    units.sort(key=lambda u: -len(u) * _cost(variants[u[0][0]]))
+    load, share = [0.0] * processes, [[] for _ in range(processes)]
+    for unit in units:
+        w = int(np.argmin(load))
+        load[w] += len(unit) * _cost(variants[unit[0][0]])
+        share[w].extend(unit)
+    plans = []
+    for pairs in share:
+        by_seeds: dict[tuple, list[int]] = {}
+        for v in sorted({v for v, _ in pairs}):
+            mine = tuple(s for s in seeds if (v, s) in pairs)
+            by_seeds.setdefault(mine, []).append(v)
+        if by_seeds:
+            plans.append([(tuple(vs), s) for s, vs in by_seeds.items()])
+    return plans
+
+
+def _worker(jobs, variants, data, kwargs, counter, results):
+    """Child process: train each job with one torch thread, send back the logs or the error."""
+    from bnguide.training import train_variants  # the child imports bnguide afresh
+
+    torch.set_num_threads(1)
+    try:
+        logs = []
+        for variant_ids, seeds in jobs:
+
+            def report(n):
+                with counter.get_lock():
+                    counter.value += n
+
+            log = train_variants(
+                [variants[i] for i in variant_ids],
+                data,
+                seeds=seeds,
+                processes=1,
+                _report=report,
+                **kwargs,
+            )
+            logs.append((variant_ids, seeds, log))
+        results.put(("ok", logs))
+    except BaseException:  # noqa: BLE001 - everything goes back to the parent
+        results.put(("error", traceback.format_exc()))
+
+
+def train_in_processes(
+    variants: Sequence, data, *, seeds: Sequence[int], processes: int, progress: bool, **kwargs
+):
+    """What :func:`bnguide.training.train_variants` returns, computed by worker processes.
+
+    Parameters
+    ----------
+    variants, data, seeds
+        As for :func:`~bnguide.training.train_variants`.
+    processes : int
+        Worker processes (each with one torch thread).
+    progress : bool
+        Show a progress bar over all steps of all workers.
+    **kwargs
+        The remaining arguments of :func:`~bnguide.training.train_variants`.
+
+    Returns
+    -------
+    bnguide.training.TrainLog
+        ``seconds`` is the wall-clock time of the whole parallel run.
+
+    Raises
+    ------
+    RuntimeError
+        When a worker fails (with its traceback) or dies without reporting.
+    """
+    from bnguide.training import TrainLog
+
+    seeds = [int(s) for s in seeds]
+    plans = deal_out(variants, seeds, processes)
+    ctx = mp.get_context("spawn")  # fork is unsafe once torch has started its thread pools
+    results = ctx.Queue()
+    counters = [ctx.Value("q", 0) for _ in plans]
+    total = int(kwargs["steps"]) * sum(len(plan) for plan in plans)  # every job runs all steps
+    start = time.perf_counter()
+    workers = [
+        ctx.Process(
+            target=_worker, args=(plan, list(variants), data, kwargs, counter, results), daemon=True
+        )
+        for plan, counter in zip(plans, counters, strict=True)
+    ]
+    for w in workers:
+        w.start()
+    collected, reported = [], 0
+    bar = tqdm(total=total, disable=not progress, unit="step", mininterval=_POLL_SECONDS)
+    try:
+        while reported < len(workers):
+            try:
+                status, payload = results.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                dead = [w for w in workers if w.exitcode not in (None, 0)]
+                if dead and results.empty():
+                    raise RuntimeError(
+                        f"A training worker process died (exit code {dead[0].exitcode}) "
+                        "without reporting; if memory is short, pass processes=1."
+                    ) from None
+            else:
+                if status == "error":
+                    raise RuntimeError(f"A training worker process failed:\n{payload}")
+                collected.extend(payload)
+                reported += 1
+            bar.update(sum(c.value for c in counters) - bar.n)
+        bar.update(total - bar.n)
+    finally:
+        bar.close()
+        for w in workers:
+            if w.is_alive():
+                w.terminate()
+            w.join()
+    seconds = time.perf_counter() - start
+    return _merge(collected, variants, seeds, seconds, len(plans), TrainLog)
+
+
+def _merge(pieces, variants, seeds, seconds, processes, TrainLog):
+    """Put the per-job logs back into one log over all variants and seeds."""
+    first = pieces[0][2]
+    fields = ("test_accuracy", "train_loss", "probe_unit", "probe_all", "probe_units")
+    shapes = {f: getattr(first, f).shape[2:] for f in fields}
+    out = {f: np.full((len(variants), len(seeds), *shapes[f]), np.nan) for f in fields}
+    diverged = np.full((len(variants), len(seeds)), -1, dtype=np.int64)
+    for variant_ids, job_seeds, log in pieces:
+        for a, v in enumerate(variant_ids):
+            for b, s in enumerate(job_seeds):
+                i = seeds.index(s)
+                for f in fields:
+                    out[f][v, i] = getattr(log, f)[a, b]
+                diverged[v, i] = log.diverged_at[a, b]
+    return TrainLog(
+        names=tuple(v.name for v in variants),
+        seeds=tuple(seeds),
+        steps=first.steps,
+        quantiles=first.quantiles,
+        diverged_at=diverged,
+        seconds=seconds,
+        settings=dict(first.settings, processes=processes),
+        **out,
+    )
