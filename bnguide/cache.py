@@ -10,6 +10,14 @@ The code version is a hash of every ``.py`` file of the installed bnguide packag
 to the package invalidates every cached result: a stale result can never be shown.
 
 Used by every notebook of the book (see *Run it yourself* in :doc:`/book/intro`).
+
+Examples
+--------
+>>> from bnguide.cache import cache_key, cached_run
+>>> from bnguide.experiments import ghost_batch
+>>> cache_key(ghost_batch.run, ghost_batch.Config()).startswith("ghost_batch-")
+True
+>>> result = cached_run(ghost_batch.run, ghost_batch.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -43,12 +51,30 @@ def code_version() -> str:
 
 
 def cache_dir() -> Path:
-    """The folder holding cached results (not created here)."""
+    """The folder holding cached results (not created here).
+
+    Returns
+    -------
+    pathlib.Path
+        ``<cache root>/results``.
+    """
     return cache_root() / "results"
 
 
 def cache_key(run: Callable[..., Any], config: Any) -> str:
     """The file stem under which ``run(config)`` is cached.
+
+    Parameters
+    ----------
+    run : callable
+        An experiment's ``run`` function.
+    config : dataclass instance
+        The experiment's ``Config``.
+
+    Returns
+    -------
+    str
+        The short module name and a hash of the run's name, ``config`` and the code version.
 
     Raises
     ------
@@ -110,7 +136,13 @@ def _atomic_pickle(obj: Any, path: Path) -> None:
 
 
 def clear_cache() -> int:
-    """Delete every cached result; return how many files were removed."""
+    """Delete every cached result; return how many files were removed.
+
+    Returns
+    -------
+    int
+        The number of files deleted.
+    """
     folder = cache_dir()
     if not folder.is_dir():
         return 0

@@ -5,6 +5,13 @@
 ``--out`` (default ``artifacts/NAME``): ``result.pkl`` (the pickled Result, which ``plot``
 reads back without retraining), ``config.txt`` and the figures. Used in chapter *BN in
 practice* (page *Reproducing Ioffe & Szegedy on MNIST*) and by CI.
+
+Examples
+--------
+>>> from bnguide.cli import build_parser
+>>> args = build_parser().parse_args(["run", "ghost-batch", "--seeds", "1"])
+>>> args.command, args.name, args.seeds
+('run', 'ghost-batch', 1)
 """
 
 from __future__ import annotations
@@ -45,7 +52,13 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``python -m bnguide``."""
+    """The argument parser of ``python -m bnguide``.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser, with the subcommands ``list``, ``run``, ``plot`` and ``cache``.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m bnguide", description="Run the experiments of the bnguide book."
     )
@@ -90,6 +103,13 @@ def make_config(module: ModuleType, overrides: dict[str, Any]):
 
     ``seeds=K`` becomes ``(0, ..., K-1)`` when the field holds a tuple of seeds.
 
+    Parameters
+    ----------
+    module : module
+        An experiment module.
+    overrides : dict of str to object
+        Field name -> new value; ``None`` values are ignored.
+
     Raises
     ------
     CLIError
@@ -121,6 +141,16 @@ def plotter(module: ModuleType) -> Callable[[Any, Path], Any] | None:
 
     Looked up in the experiment module, then in the module named by its ``PLOTS`` attribute,
     then in ``bnguide.plots.<module name>``.
+
+    Parameters
+    ----------
+    module : module
+        An experiment module.
+
+    Returns
+    -------
+    callable or None
+        ``plot_result(result, outdir)``, or None when the experiment has no plots.
     """
     if hasattr(module, "plot_result"):
         return module.plot_result
@@ -139,7 +169,13 @@ def plotter(module: ModuleType) -> Callable[[Any, Path], Any] | None:
 
 
 def load_result(folder: str | Path):
-    """The Result that ``run`` wrote to ``folder``; returns ``(experiment module, result)``."""
+    """The Result that ``run`` wrote to ``folder``; returns ``(experiment module, result)``.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        A folder written by ``python -m bnguide run``.
+    """
     path = Path(folder) / RESULT_FILE
     if not path.is_file():
         raise CLIError(f"{str(path)!r} does not exist: pass a folder written by `run`.")
@@ -188,7 +224,18 @@ def _run(args) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m bnguide``; returns the exit status."""
+    """Entry point of ``python -m bnguide``; returns the exit status.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command-line arguments, without the program name; by default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 on success, 2 on a usage error.
+    """
     args = build_parser().parse_args(argv)
     try:
         if args.command == "list":

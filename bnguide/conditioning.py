@@ -6,6 +6,13 @@ Hessian: features on very different scales, or strongly correlated, stretch the 
 into a narrow valley. This module builds a small, deterministic regression problem (two
 correlated features on different scales) and measures the effect of rescaling them. Used in
 chapter *The full guide: implementation* (page *Why normalize at all*).
+
+Examples
+--------
+>>> from bnguide.conditioning import condition_number, make_regression, preprocess
+>>> x, y = make_regression()
+>>> condition_number(x) > 1000 * condition_number(preprocess(x, "standardize"))
+True
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ PREPROCESSINGS = ("raw", "min-max", "standardize", "whiten")
 
 def make_regression(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """A toy house-price problem: rooms (1 to 6) and floor area (40 to 250 m²) -> price.
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of houses.
+    seed : int, optional
+        Seed of the random features and noise.
 
     Returns
     -------
@@ -87,6 +101,16 @@ def condition_number(x: np.ndarray) -> float:
 
     .. math:: \\kappa = \\lambda_{max} / \\lambda_{min} \\text{ of } \\tfrac{2}{n} A^\\top A,
         \\quad A = [x, 1]
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        ``(n, d)`` features.
+
+    Returns
+    -------
+    float
+        The ratio of the largest to the smallest eigenvalue.
     """
     eig = np.linalg.eigvalsh(2.0 / len(x) * _design(x).T @ _design(x))
     return float(eig[-1] / eig[0])
@@ -143,7 +167,20 @@ def gradient_descent(
 
 
 def steps_to_tolerance(result: GDResult, rtol: float = 1e-3) -> int | None:
-    """First step whose loss is within ``rtol`` (relative) of the optimum, or None if never."""
+    """First step whose loss is within ``rtol`` (relative) of the optimum, or None if never.
+
+    Parameters
+    ----------
+    result : GDResult
+        A run of :func:`gradient_descent`.
+    rtol : float, optional
+        Relative tolerance on the loss.
+
+    Returns
+    -------
+    int or None
+        The step, counted from 0.
+    """
     hits = np.flatnonzero(result.excess <= rtol * result.optimum)
     return int(hits[0]) if len(hits) else None
 
@@ -155,6 +192,13 @@ def normalization_cost(m: int, d: int) -> dict[str, int]:
     full whitening needs the covariance (``m d^2``), its inverse square root (an eigenvalue
     decomposition, about ``9 d^3``, a common estimate for a symmetric eigensolver) and the product
     with it (``m d^2``), and then the same again, transposed, in the backward pass.
+
+    Parameters
+    ----------
+    m : int
+        Batch size.
+    d : int
+        Number of features.
 
     Returns
     -------

@@ -301,6 +301,20 @@ def load_arrays(name: str, split: str = "train") -> tuple[np.ndarray, np.ndarray
     """Return the raw uint8 images ``(N, 28, 28)`` and labels ``(N,)`` of a split.
 
     Parsed arrays are memoised per process (read-only views of the file contents).
+
+    Parameters
+    ----------
+    name : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    split : str, optional
+        ``"train"`` or ``"test"``.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        ``(N, 28, 28)`` uint8.
+    labels : numpy.ndarray
+        ``(N,)`` uint8.
     """
     _dataset(name)
     _check_split(split)
@@ -370,5 +384,16 @@ def load(
 
 
 def class_names(name: str) -> tuple[str, ...]:
-    """The human-readable class names of a dataset, indexed by label."""
+    """The human-readable class names of a dataset, indexed by label.
+
+    Parameters
+    ----------
+    name : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+
+    Returns
+    -------
+    tuple of str
+        Ten names; entry ``i`` names label ``i``.
+    """
     return _dataset(name).classes

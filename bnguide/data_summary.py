@@ -1,4 +1,10 @@
-"""Summaries of a dataset split: class balance and pixel statistics (chapter *The data*)."""
+"""Summaries of a dataset split: class balance and pixel statistics (chapter *The data*).
+
+Examples
+--------
+>>> from bnguide.data_summary import summarize
+>>> summary = summarize("mnist", "test")  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
@@ -51,7 +57,20 @@ class SplitSummary:
 
 
 def summarize(name: str, split: str = "train") -> SplitSummary:
-    """Compute the :class:`SplitSummary` of ``name``/``split`` from the raw uint8 files."""
+    """Compute the :class:`SplitSummary` of ``name``/``split`` from the raw uint8 files.
+
+    Parameters
+    ----------
+    name : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    split : str, optional
+        ``"train"`` or ``"test"``.
+
+    Returns
+    -------
+    SplitSummary
+        Counts per class and pixel statistics of the split.
+    """
     images, labels = load_arrays(name, split)  # (N, 28, 28) uint8, (N,) uint8
     pixels = images.astype(np.float64) / 255.0
     return SplitSummary(

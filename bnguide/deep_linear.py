@@ -11,6 +11,14 @@ follows each linear layer except the last, so that the output can take any scale
 Used in chapters *Why BN works: internal covariate shift* and *Why BN works: a smoother
 landscape*; :func:`unit_moment_sensitivity`, :func:`upstream_perturbation` and
 :func:`first_order_spread_step` are the demos of *Why BN works: interdependency*.
+
+Examples
+--------
+>>> from bnguide.deep_linear import DeepLinearNet, make_problem
+>>> x, y, a = make_problem(n_samples=100)
+>>> net = DeepLinearNet(norm="bn")
+>>> net(x).shape
+torch.Size([100, 10])
 """
 
 from __future__ import annotations
@@ -132,7 +140,20 @@ class DeepLinearNet(nn.Module):
 
 
 def sum_squared_error(output: Tensor, target: Tensor) -> Tensor:
-    """The paper's loss, :math:`\\sum_n \\lVert f(x_n) - A x_n\\rVert^2` (a sum, not a mean)."""
+    """The paper's loss, :math:`\\sum_n \\lVert f(x_n) - A x_n\\rVert^2` (a sum, not a mean).
+
+    Parameters
+    ----------
+    output : torch.Tensor
+        ``(n, dim)`` outputs of the network.
+    target : torch.Tensor
+        ``(n, dim)`` targets.
+
+    Returns
+    -------
+    torch.Tensor
+        A scalar.
+    """
     return (output - target).square().sum()
 
 
@@ -141,6 +162,16 @@ def layer_groups(net: DeepLinearNet) -> list[tuple[str, list[str]]]:
 
     The normalization that follows linear layer ``i`` belongs to layer ``i``. This is the
     ``layers`` argument of :func:`bnguide.ics.gradient_shift`.
+
+    Parameters
+    ----------
+    net : DeepLinearNet
+        The network.
+
+    Returns
+    -------
+    list of (str, list of str)
+        One ``(weight name, parameter names)`` pair per linear layer.
     """
     groups = []
     for i in range(net.depth):
@@ -208,6 +239,21 @@ def upstream_perturbation(
     The weight of linear layer ``source`` moves by a random direction of norm
     ``rel_size * ||W_source||``; the units are read after layer ``layer`` (after its norm).
 
+    Parameters
+    ----------
+    net : DeepLinearNet
+        The network.
+    x : torch.Tensor
+        ``(n, dim)`` input batch.
+    layer : int
+        The layer whose units are read.
+    source : int, optional
+        The linear layer whose weight is nudged.
+    rel_size : float, optional
+        Size of the nudge relative to the weight's norm.
+    seed : int, optional
+        Seed of the random direction.
+
     Returns
     -------
     dict of Tensor, each ``(dim,)``
@@ -251,6 +297,19 @@ def first_order_spread_step(
     order, multiplies the unit's batch standard deviation by ``factor``:
     :math:`\\delta\\theta = (s^* - s)\\,\\nabla s / \\lVert\\nabla s\\rVert^2`. It is applied to
     a copy of ``net``.
+
+    Parameters
+    ----------
+    net : DeepLinearNet
+        The network.
+    x : torch.Tensor
+        ``(n, dim)`` input batch.
+    layer : int
+        The layer whose unit is read (after its normalization).
+    unit : int, optional
+        The unit.
+    factor : float, optional
+        The wanted ratio of new to old standard deviation.
 
     Returns
     -------

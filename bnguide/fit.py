@@ -3,6 +3,20 @@
 The whole dataset stays in tensors; each epoch is one ``randperm`` and the last incomplete
 batch is dropped (so no batch of one example ever reaches a batch-norm layer). Used by the
 experiments of the part *BN in practice*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.fit import evaluate, train
+>>> from bnguide.norm_mlp import NormMLP
+>>> x, y = torch.randn(256, 20), torch.randint(0, 2, (256,))
+>>> model = NormMLP(20, (32,), 2, norm="batch")
+>>> losses = train(model, x, y, batch_size=32, steps=50, lr=0.1)
+>>> losses.shape  # one training loss per step
+torch.Size([50])
+>>> loss, accuracy = evaluate(model, x, y)
+>>> 0 <= accuracy <= 1
+True
 """
 
 from __future__ import annotations
@@ -25,6 +39,10 @@ def single_thread() -> Iterator[None]:
 
     The small networks of the book gain nothing from several threads, lose much when the cores
     are shared; on one thread, results also do not depend on how many cores the machine has.
+
+    Yields
+    ------
+    None
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -39,6 +57,15 @@ def check_batch_size(batch_size: int, model: nn.Module | None = None, where: str
 
     Every batch-wise normalizer needs two examples to have a variance; without one in ``model``,
     one example per batch is allowed.
+
+    Parameters
+    ----------
+    batch_size : int
+        The batch size to check.
+    model : torch.nn.Module, optional
+        The model; batch size 1 is allowed when it has no batch-wise normalizer.
+    where : str, optional
+        Where the batch size is used, for the error message.
     """
     needs_two = model is None or bool(bn_layers(model))
     minimum = 2 if needs_two else 1
@@ -58,6 +85,22 @@ def minibatches(
     n: int, batch_size: int, generator: torch.Generator, device: str | torch.device = "cpu"
 ) -> Iterator[torch.Tensor]:
     """Endless index batches: a fresh permutation of ``range(n)`` each epoch, no short batch.
+
+    Parameters
+    ----------
+    n : int
+        Number of examples.
+    batch_size : int
+        Examples per batch.
+    generator : torch.Generator
+        Source of the random permutations.
+    device : str or torch.device, optional
+        Where the index tensors live.
+
+    Yields
+    ------
+    torch.Tensor
+        ``(batch_size,)`` int64 indices into the data.
 
     Raises
     ------

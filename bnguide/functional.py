@@ -5,6 +5,15 @@ and never calls torch's batch norm: training mode goes through :class:`BatchNorm
 explicit :class:`torch.autograd.Function` whose backward is the closed-form gradient.
 Used in chapter *The full guide: implementation* (page *The PyTorch module*) and by
 :mod:`bnguide.nn`.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.functional import batch_norm
+>>> x = torch.randn(32, 4)  # (N, C)
+>>> out = batch_norm(x, None, None, training=True)  # (N, C)
+>>> torch.allclose(out, torch.nn.functional.batch_norm(x, None, None, training=True))
+True
 """
 
 from __future__ import annotations
@@ -18,7 +27,18 @@ __all__ = ["BatchNormFunction", "batch_norm", "reduce_dims", "update_running_sta
 
 
 def reduce_dims(input: Tensor) -> list[int]:
-    """Dimensions the statistics are taken over: batch (0) and every spatial one (2, 3, ...)."""
+    """Dimensions the statistics are taken over: batch (0) and every spatial one (2, 3, ...).
+
+    Parameters
+    ----------
+    input : torch.Tensor
+        ``(N, C)`` or ``(N, C, *spatial)``.
+
+    Returns
+    -------
+    list of int
+        ``[0, 2, 3, ...]``.
+    """
     return [0, *range(2, input.dim())]
 
 

@@ -4,6 +4,15 @@ Used in chapter *The full guide: implementation* (page *Backward pass*) and by t
 :mod:`bnguide.numpy_bn`. Check with a random upstream gradient: for batch norm the gradient of
 ``sum(BN(x))`` with respect to ``x`` is exactly zero, so an all-ones upstream gradient cannot tell
 a right derivation from a wrong one.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bnguide.gradcheck import numerical_gradient, relative_error
+>>> x, dout = np.random.default_rng(0).normal(size=(2, 5, 3))
+>>> numeric = numerical_gradient(lambda v: v**2, x, dout)  # (5, 3)
+>>> relative_error(numeric, 2 * x * dout) < 1e-8
+True
 """
 
 from __future__ import annotations
@@ -63,6 +72,16 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
     """``||a - b|| / (||a|| + ||b||)`` (Euclidean norms over all entries; 0 when both are zero).
 
     About 1e-8 or less when a float64 analytic gradient is right; 1e-2 or more when it is wrong.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        Arrays of the same shape.
+
+    Returns
+    -------
+    float
+        The relative error, between 0 and 1.
     """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     denominator = np.linalg.norm(a) + np.linalg.norm(b)

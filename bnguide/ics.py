@@ -10,6 +10,15 @@ after the layers before it took their step — :func:`gradient_shift`. If the la
 shifting under layer ``i`` were a problem, ``G'`` would differ much from ``G``.
 
 Used in chapter *Why BN works: internal covariate shift*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.ics import wasserstein_1d
+>>> a = torch.randn(1000, 3, dtype=torch.float64)  # (N, C): 1000 values of 3 units
+>>> w1 = wasserstein_1d(a, a + 0.5)  # (C,): a shift by 0.5 moves every unit by 0.5
+>>> torch.allclose(w1, torch.full((3,), 0.5, dtype=torch.float64))
+True
 """
 
 from __future__ import annotations

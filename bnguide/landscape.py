@@ -12,6 +12,19 @@ At a training step with parameters ``w`` and gradient ``g`` (on the step's batch
 All step sizes are evaluated in one :func:`torch.func.vmap` call over stacked copies of the
 parameters; ``vectorized=False`` loops over them instead (same numbers, the benchmark's
 baseline). Used in chapter *Why BN works: a smoother landscape*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.landscape import functional_loss, probe_gradient_direction
+>>> from torch import nn
+>>> model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+>>> loss_fn = functional_loss(model, torch.nn.functional.cross_entropy)
+>>> params = {k: v.detach() for k, v in model.named_parameters()}
+>>> x, y = torch.randn(16, 5), torch.randint(0, 2, (16,))
+>>> probe = probe_gradient_direction(loss_fn, params, [0.1, 0.5, 1.0], x, y)
+>>> probe.losses.shape
+torch.Size([3])
 """
 
 from __future__ import annotations
@@ -42,6 +55,16 @@ def stateless_copy(model: nn.Module) -> nn.Module:
     without disturbing the model being trained. This is what
     :func:`torch.func.replace_all_batch_norm_modules_` does for torch's batch norms, extended
     to any module with ``track_running_stats``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The model to copy.
+
+    Returns
+    -------
+    torch.nn.Module
+        A deep copy with ``track_running_stats`` off and no running buffers.
     """
     clone = copy.deepcopy(model)
     for module in clone.modules():

@@ -11,6 +11,14 @@ these layers train as well as batch norm although they do not control the varian
 so that p = 2 is the (biased) standard deviation and :class:`LpNorm1d` with ``p=2`` computes
 what batch norm computes, except that ``eps`` is added to the scale rather than to the variance.
 Used in chapter *Why BN works: a smoother landscape*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.lp_norm import LpNorm1d
+>>> layer = LpNorm1d(4, p=1)
+>>> layer(torch.randn(32, 4)).shape  # (N, C)
+torch.Size([32, 4])
 """
 
 from __future__ import annotations

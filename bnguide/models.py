@@ -6,8 +6,23 @@ layer). :func:`build_mlp` turns it into a plain ``torch.nn.Sequential`` of ``nn.
 ``nn.BatchNorm1d`` and an activation module: the reference that tests and the speed benchmark
 compare against. :class:`StackedMLP` holds many copies of one spec with stacked weights, so
 that :mod:`bnguide.training` trains them all with batched matrix products.
-Used in chapter *BN in practice* (pages *Reproducing Ioffe & Szegedy on MNIST*, *Learning rate
-and sigmoid*, *Before or after the nonlinearity?*).
+Used in :doc:`/book/practice/ioffe-mnist`, :doc:`/book/practice/learning-rate-and-sigmoid` and
+:doc:`/book/practice/bn-placement`.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.models import MLPSpec, StackedMLP, build_mlp
+>>> spec = MLPSpec(activation="sigmoid", norm="before")  # 784-100-100-100-10, BN before sigmoid
+>>> build_mlp(spec)[:3]
+Sequential(
+  (0): Linear(in_features=784, out_features=100, bias=False)
+  (1): BatchNorm1d(100, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+  (2): Sigmoid()
+)
+>>> nets = StackedMLP(spec, members=3)  # three independent copies
+>>> nets(torch.rand(3, 60, 784)).shape  # one batch of 60 images per member
+torch.Size([3, 60, 10])
 """
 
 from __future__ import annotations
@@ -175,9 +190,18 @@ def load_weights_(model: nn.Sequential, weights: Sequence[torch.Tensor]) -> nn.S
     Batch-norm layers are reset to ``weight=1, bias=0`` and fresh running statistics, so the
     model starts exactly like the stacked nets of :mod:`bnguide.training`.
 
+    Parameters
+    ----------
+    model : torch.nn.Sequential
+        A model made by :func:`build_mlp`.
+    weights : sequence of torch.Tensor
+        One ``(in, out)`` matrix per linear layer, input layer first (for example from
+        :func:`draw_weights`).
+
     Returns
     -------
-    The same model, modified in place.
+    torch.nn.Sequential
+        The same model, modified in place.
     """
     linears = [m for m in model if isinstance(m, nn.Linear)]
     if len(linears) != len(weights):

@@ -66,6 +66,18 @@ def convert(momentum: float, source: str, target: str) -> float:
     """The momentum that gives, under ``target``'s convention, the same update as ``momentum``
     under ``source``'s (for the mean; see :attr:`Convention.variance` for the variance).
 
+    Parameters
+    ----------
+    momentum : float
+        The value under ``source``'s convention.
+    source, target : str
+        Convention names, e.g. ``"pytorch"`` or ``"keras"``.
+
+    Returns
+    -------
+    float
+        The value under ``target``'s convention.
+
     Examples
     --------
     >>> convert(0.99, "keras", "pytorch")  # doctest: +ELLIPSIS
@@ -78,7 +90,20 @@ def convert(momentum: float, source: str, target: str) -> float:
 
 
 def half_life(momentum: float, convention: str = "pytorch") -> float:
-    """Number of batches after which an old batch's weight in the average has halved."""
+    """Number of batches after which an old batch's weight in the average has halved.
+
+    Parameters
+    ----------
+    momentum : float
+        The momentum, under ``convention``.
+    convention : str, optional
+        Whose meaning of momentum, e.g. ``"pytorch"`` or ``"keras"``.
+
+    Returns
+    -------
+    float
+        The half-life, in batches (not rounded).
+    """
     weight = _get(convention).new_batch_weight(momentum)
     if not 0.0 < weight < 1.0:
         raise ValueError(

@@ -5,6 +5,15 @@ Same constructor, parameters (``weight``, ``bias``), buffers (``running_mean``,
 so a ``state_dict`` moves between the two with ``strict=True``. The module decides *which*
 statistics to use; :func:`bnguide.functional.batch_norm` computes. Used in chapter
 *The full guide: implementation* (page *The PyTorch module*) and by the book's experiments.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.nn import BatchNorm2d
+>>> bn = BatchNorm2d(3)
+>>> out = bn(torch.randn(8, 3, 5, 5))  # (N, C, H, W)
+>>> torch.nn.BatchNorm2d(3).load_state_dict(bn.state_dict())
+<All keys matched successfully>
 """
 
 from __future__ import annotations

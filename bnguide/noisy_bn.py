@@ -11,6 +11,14 @@ the activation becomes :math:`a \\leftarrow s\\,a + m`. Constants: ``n_mu = 0.5`
 ``n_sigma = 1.25``, ``r_mu = r_sigma = 0.1``. For convolutions, positions count as examples.
 The noise is only added in training mode. Used in chapter *Why BN works: internal covariate
 shift*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.noisy_bn import NoisyBatchNorm1d
+>>> layer = NoisyBatchNorm1d(4)
+>>> layer(torch.randn(32, 4)).shape  # (N, C): normalized, then shifted and scaled at random
+torch.Size([32, 4])
 """
 
 from __future__ import annotations

@@ -4,6 +4,14 @@
 normalizer is picked by name, so experiments can sweep over it and a typo fails loudly. Layers
 normalizing over the batch (``"batch"``, ``"batch-renorm"``) make the preceding layer's bias
 redundant, so it is left out. Used in the chapters of the part *BN in practice*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.norm_mlp import NormMLP
+>>> model = NormMLP(784, (100, 100), 10, norm="layer")
+>>> model(torch.rand(64, 784)).shape  # (N, classes)
+torch.Size([64, 10])
 """
 
 from __future__ import annotations
@@ -21,7 +29,13 @@ _BATCH_NORMS = ("batch", "batch-renorm")
 
 
 def check_norm(norm: str) -> None:
-    """Raise ``ValueError`` unless ``norm`` is one of :data:`NORMS`."""
+    """Raise ``ValueError`` unless ``norm`` is one of :data:`NORMS`.
+
+    Parameters
+    ----------
+    norm : str
+        The name to check.
+    """
     if norm not in NORMS:
         known = ", ".join(repr(n) for n in NORMS)
         raise ValueError(f"Unknown normalizer {norm!r}. Use one of: {known}.")

@@ -4,6 +4,15 @@ The training transform is Algorithm 1 of Ioffe & Szegedy (2015); inference with 
 statistics is their Algorithm 2. Inputs are ``(N, D)`` (a fully connected layer) or
 ``(N, C, *spatial)`` (a convolutional layer, statistics over N and every spatial position).
 Used in chapter *The full guide: implementation* (pages *Forward pass* and *Backward pass*).
+
+Examples
+--------
+>>> import numpy as np
+>>> from bnguide.numpy_bn import batchnorm_forward
+>>> x = np.random.default_rng(0).normal(3.0, 2.0, size=(64, 4))  # (N, C)
+>>> out, cache = batchnorm_forward(x, np.ones(4), np.zeros(4))
+>>> np.allclose(out.mean(axis=0), 0), np.allclose(out.std(axis=0), 1, atol=1e-4)
+(True, True)
 """
 
 from __future__ import annotations
@@ -26,7 +35,18 @@ __all__ = [
 
 
 def reduce_axes(ndim: int) -> tuple[int, ...]:
-    """Axes the statistics are taken over: the batch axis 0 and every spatial axis (2, 3, ...)."""
+    """Axes the statistics are taken over: the batch axis 0 and every spatial axis (2, 3, ...).
+
+    Parameters
+    ----------
+    ndim : int
+        Number of dimensions of the input, at least 2.
+
+    Returns
+    -------
+    tuple of int
+        ``(0, 2, 3, ...)``.
+    """
     return (0, *range(2, ndim))
 
 
@@ -165,6 +185,20 @@ def batchnorm_backward(
         - \hat x\, \frac{\partial L}{\partial \gamma}\right)
 
     Parameters and returns as for :func:`batchnorm_backward_graph`.
+
+    Parameters
+    ----------
+    dout : numpy.ndarray
+        Upstream gradient, the input's shape: ``(N, C)`` or ``(N, C, *spatial)``.
+    cache : ForwardCache
+        What the forward pass saved.
+
+    Returns
+    -------
+    dx : numpy.ndarray
+        The input's shape.
+    dgamma, dbeta : numpy.ndarray
+        ``(C,)``.
     """
     axes, m = cache.axes, cache.m
     dbeta = dout.sum(axis=axes)  # (C,)

@@ -6,6 +6,16 @@ of ``b`` is undone by the next normalization: the output, and so the loss, never
 ``b`` drifts without bound. When the mean is part of the computation that is differentiated (as
 in batch norm), the gradient with respect to ``b`` is exactly zero and ``b`` stays put. Used in
 chapter *The full guide: implementation* (page *Why normalize at all*).
+
+Examples
+--------
+>>> from bnguide.outside_normalization import simulate_bias_drift
+>>> outside = simulate_bias_drift(mean_in_graph=False)
+>>> inside = simulate_bias_drift(mean_in_graph=True)
+>>> outside.bias.shape  # (steps + 1, d)
+(201, 4)
+>>> bool(abs(outside.bias[-1]).max() > 10 * abs(inside.bias[-1]).max())
+True
 """
 
 from __future__ import annotations

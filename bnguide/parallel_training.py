@@ -9,8 +9,18 @@ Threads inside one process (``Trainer(workers=...)``) share Python's global inte
 and a step of a small MLP is many small operations that each take it, so two threads gain little
 on two cores. Processes do not share that lock. Each worker uses one torch thread; the pairs are
 balanced over the workers by estimated cost (largest first, then merged back into one stack per
-variant in each worker). Used by :func:`bnguide.training.train_variants` on CPUs; see chapter
-*BN in practice*, page :doc:`/book/practice/ioffe-mnist`.
+variant in each worker). Used by :func:`bnguide.training.train_variants` on CPUs; see
+:doc:`/book/practice/ioffe-mnist`.
+
+Examples
+--------
+>>> from bnguide.experiments import ioffe_mnist
+>>> from bnguide.parallel_training import deal_out
+>>> config = ioffe_mnist.Config()
+>>> deal_out(config.variants(), config.seeds, processes=2)  # (variant indices, seeds) per worker
+[[((1,), (0, 1, 2))], [((0,), (0, 1, 2))]]
+>>> deal_out(config.variants()[:1], config.seeds, processes=2)  # one variant: split its seeds
+[[((0,), (0, 2))], [((0,), (1,))]]
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ _POLL_SECONDS = 0.5
 def _cost(variant) -> float:
     """Rough cost of one (variant, seed) pair: weights per step, BN layers a third dearer."""
     sizes = variant.spec.sizes
-    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
     return weights * (1.3 if variant.spec.norm != "none" else 1.0)
 
 
@@ -44,6 +54,13 @@ def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[l
     variants as workers, since a big stack runs faster per net than small ones; otherwise
     single (variant, seed) pairs are. Largest units first, each to the worker with the least
     work so far; then each worker's pairs are grouped into jobs that train as one stack.
+
+    Parameters
+    ----------
+    variants : sequence of bnguide.training.Variant
+    seeds : sequence of int
+    processes : int
+        Number of workers.
 
     Returns
     -------

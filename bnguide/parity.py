@@ -5,6 +5,15 @@ both modules for a few training steps, then one evaluation step, and records the
 absolute difference in outputs, input gradients, parameter gradients and buffers. Used in
 chapter *The full guide: implementation* (page *The PyTorch module*) to check
 :mod:`bnguide.nn` against ``torch.nn`` live.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.nn import BatchNorm1d
+>>> from bnguide.parity import compare_modules
+>>> report = compare_modules(BatchNorm1d(4), torch.nn.BatchNorm1d(4), (16, 4))
+>>> report.worst() < 1e-5
+True
 """
 
 from __future__ import annotations

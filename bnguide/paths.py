@@ -2,6 +2,12 @@
 
 Both live under one root: ``$BNGUIDE_CACHE`` if set, else the operating system's cache folder
 (``~/.cache/bnguide`` on Linux). Used by :mod:`bnguide.data` and :mod:`bnguide.cache`.
+
+Examples
+--------
+>>> from bnguide.paths import cache_root
+>>> cache_root().name  # doctest: +SKIP
+'bnguide'
 """
 
 import os

@@ -13,6 +13,13 @@ else. Correct behaviour is ``torch.nn.BatchNorm1d`` (or :class:`bnguide.nn.Batch
 
 The fixes that are functions: :func:`train_with_frozen_bn` (fine-tuning with BN statistics
 frozen) and :func:`autograd_graph_size` (to see a leaking graph).
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.pitfalls import WrongAttributeBatchNorm1d
+>>> sorted(WrongAttributeBatchNorm1d(4).state_dict())  # the running statistics are missing
+['bias', 'weight']
 """
 
 from __future__ import annotations

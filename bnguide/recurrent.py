@@ -12,6 +12,14 @@ a linear layer. ``norm`` chooses what normalizes the summed inputs ``a_t``:
   (Ba, Kiros & Hinton 2016), with the same per-unit scale and shift at every step.
 
 Used in the chapter *Recurrent nets and LayerNorm*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.recurrent import NormRNN, rows_as_sequence
+>>> x = rows_as_sequence(torch.rand(8, 784))  # (N, 28 steps, 28 pixels)
+>>> NormRNN(norm="layer")(x).shape  # (N, classes)
+torch.Size([8, 10])
 """
 
 from __future__ import annotations
@@ -25,7 +33,18 @@ RECURRENT_NORMS = ("none", "batch", "layer")
 
 
 def rows_as_sequence(images: torch.Tensor) -> torch.Tensor:
-    """MNIST images ``(N, 784)`` or ``(N, 1, 28, 28)`` as sequences of rows ``(N, 28, 28)``."""
+    """MNIST images ``(N, 784)`` or ``(N, 1, 28, 28)`` as sequences of rows ``(N, 28, 28)``.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``(N, 784)`` or ``(N, 1, 28, 28)``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N, 28, 28)``: 28 steps of 28 pixels.
+    """
     if (images.dim() == 2 and images.shape[1] == 784) or images.shape[-2:] == (28, 28):
         return images.reshape(len(images), 28, 28)  # (N, T=28, 28 pixels)
     raise ValueError(

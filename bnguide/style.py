@@ -2,6 +2,14 @@
 
 Every notebook calls :func:`use` once; plotting helpers in :mod:`bnguide.plots` use
 :data:`COLORS` so "with BN" and "without BN" look the same throughout the book.
+
+Examples
+--------
+>>> import matplotlib.pyplot as plt
+>>> from bnguide import style
+>>> style.use()
+>>> fig, ax = plt.subplots()
+>>> lines = ax.plot([0, 1], [0, 1], color=style.COLORS["bn"], label="BN")
 """
 
 from __future__ import annotations

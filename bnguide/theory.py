@@ -14,6 +14,14 @@ with equality when :math:`\\epsilon = 0`: BN rescales the gradient by :math:`\\g
 removes its components along the constant vector and along :math:`\\hat y`. The left side is
 computed here by autograd through the batch-norm forward pass, independently of the formula.
 Used in chapter *Why BN works: a smoother landscape*.
+
+Examples
+--------
+>>> from bnguide.theory import random_instances, theorem_4_1
+>>> y, grad_out, gamma = random_instances(n=100)
+>>> check = theorem_4_1(y, grad_out, gamma)
+>>> bool((check.lhs <= check.rhs * (1 + 1e-9)).all())
+True
 """
 
 from __future__ import annotations
@@ -117,6 +125,17 @@ def random_instances(
     Values have a random scale (log-uniform over 1e-2..1e2) and offset; the gradient is
     Gaussian plus random multiples of the constant vector and of the normalized values, so that
     both subtracted terms are sizeable; gamma is log-uniform over 1e-1..1e1.
+
+    Parameters
+    ----------
+    n : int, optional
+        Number of units.
+    m : int, optional
+        Batch size.
+    seed : int, optional
+        Seed of the random draws.
+    dtype : torch.dtype, optional
+        Precision of the tensors.
 
     Returns
     -------

@@ -7,9 +7,21 @@ architecture at three learning rates, over three seeds) form one
 and the backward pass is written out by hand. All variants of one seed start from the same
 weights and see the same batches, so they differ only in what the variant changes.
 
-For one ordinary ``nn.Module`` at a time, :mod:`bnguide.fit` is the simpler loop. Used in
-chapter *BN in practice* (pages *Reproducing Ioffe & Szegedy on MNIST*, *Learning rate and
-sigmoid*, *Before or after the nonlinearity?*).
+On a CPU, long runs go to worker processes (:mod:`bnguide.parallel_training`). For one ordinary
+``nn.Module`` at a time, :mod:`bnguide.fit` is the simpler loop. Used in
+:doc:`/book/practice/ioffe-mnist`, :doc:`/book/practice/learning-rate-and-sigmoid` and
+:doc:`/book/practice/bn-placement`.
+
+Examples
+--------
+>>> from bnguide.models import MLPSpec
+>>> from bnguide.training import Variant, load_data, train_variants
+>>> data = load_data("mnist")  # doctest: +SKIP
+>>> variants = [Variant("plain", MLPSpec(norm="none"), lr=0.1),
+...             Variant("bn", MLPSpec(norm="before"), lr=0.1)]
+>>> log = train_variants(variants, data, seeds=(0, 1), steps=1000)  # doctest: +SKIP
+>>> log.test_accuracy.shape  # (variants, seeds, evaluations)  # doctest: +SKIP
+(2, 2, 51)
 """
 
 from __future__ import annotations
@@ -90,7 +102,19 @@ class Data:
 
 
 def load_data(name: str = "mnist", *, device: str | torch.device = "cpu") -> Data:
-    """MNIST or Fashion-MNIST, flattened to 784 pixels in [0, 1], as a :class:`Data`."""
+    """MNIST or Fashion-MNIST, flattened to 784 pixels in [0, 1], as a :class:`Data`.
+
+    Parameters
+    ----------
+    name : {"mnist", "fashion-mnist"}
+    device : str or torch.device
+        Where the tensors go.
+
+    Returns
+    -------
+    Data
+        The 60,000 training and 10,000 test images, ``(N, 784)`` float32, labels int64.
+    """
     x_train, y_train = load(name, "train", flatten=True, device=device)
     x_test, y_test = load(name, "test", flatten=True, device=device)
     return Data(x_train, y_train, x_test, y_test)
@@ -103,6 +127,17 @@ def evaluation_steps(
 
     With ``dense_every``, evaluations before ``dense_until`` come every ``dense_every`` steps
     instead (early training changes fastest).
+
+    Parameters
+    ----------
+    steps : int
+        Length of the run.
+    every : int
+        Distance between evaluations.
+    dense_every : int, optional
+        Distance between evaluations before ``dense_until``.
+    dense_until : int
+        Where the dense part ends.
 
     Returns
     -------

@@ -159,3 +159,37 @@ def test_first_order_step_is_exact_with_bn_and_spills_over_without():
         first_order_spread_step(plain_net, x, layer=7, factor=0.0)
     with pytest.raises(ValueError, match="need 0 <= layer < 10"):
         first_order_spread_step(plain_net, x, layer=10)
+
+
+@pytest.mark.parametrize("norm", ["none", "bn"])
+def test_gradient_shift_on_the_deep_linear_network_matches_literal_steps(norm):
+    # Definition 2.1 through the DLN's (1, d, N) norm layout and vmap, against copies of the
+    # network whose layers below i literally took their gradient step (weights, gamma, beta).
+    import copy
+
+    from bnguide.ics import gradient_shift
+    from bnguide.landscape import functional_loss
+
+    x, target, _ = make_problem(64, 4, seed=0, dtype=torch.float64)
+    net = DeepLinearNet(6, 4, norm, seed=1).double()
+    loss_fn = functional_loss(net, sum_squared_error)
+    params = {k: v.detach().clone() for k, v in net.named_parameters()}
+    grads = torch.func.grad(loss_fn)(params, x, target)
+    lr = 1e-3
+    new = {k: params[k] - lr * grads[k] for k in params}
+    groups = layer_groups(net)
+    l2, cos = gradient_shift(loss_fn, params, new, groups, x, target)
+    for i, (weight, _) in enumerate(groups):
+        moved = copy.deepcopy(net)
+        below = {n for _, names in groups[:i] for n in names}
+        with torch.no_grad():
+            for n, p in moved.named_parameters():
+                if n in below:
+                    p.sub_(lr * grads[n])
+        w = dict(moved.named_parameters())[weight]
+        (g_new,) = torch.autograd.grad(sum_squared_error(moved(x), target), [w])
+        g = grads[weight]
+        assert float(l2[i]) == pytest.approx(float((g - g_new).norm()), rel=1e-9, abs=1e-9)
+        expected = torch.nn.functional.cosine_similarity(g.flatten(), g_new.flatten(), dim=0)
+        assert float(cos[i]) == pytest.approx(float(expected), abs=1e-9)
+    assert float(cos[0]) == pytest.approx(1.0) and float(l2[1:].min()) > 0

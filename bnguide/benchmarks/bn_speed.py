@@ -12,6 +12,13 @@ skip ``torch.compile``). On a machine shared with other jobs, elapsed time with 
 is dominated by threads waiting for each other; ``--threads 1 --clock cpu`` measures the CPU
 time of one thread instead, which background load disturbs far less. Used in chapter *The full
 guide: implementation* (page *Numerics and speed*).
+
+Examples
+--------
+>>> from bnguide.benchmarks import bn_speed
+>>> config = bn_speed.Config(shapes=((256, 1024),), compile=False, numpy=False)
+>>> result = bn_speed.run(config)  # doctest: +SKIP
+>>> print(bn_speed.format_result(result))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -182,6 +189,15 @@ def memory_traffic(module: torch.nn.Module, shape: Sequence[int], seed: int = 0)
     ``passes = (elements read + elements written) / input elements`` is a lower bound on the
     passes over memory (a fused kernel may read its input more than once internally).
 
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The batch norm layer to step, in training mode.
+    shape : sequence of int
+        Shape of the input, e.g. ``(N, C)`` or ``(N, C, H, W)``.
+    seed : int, optional
+        Seed of the random input and upstream gradient.
+
     Returns
     -------
     dict
@@ -209,7 +225,20 @@ def _numpy_steps(shape: Sequence[int], seed: int) -> dict[str, Callable[[], None
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Time every contender at every shape of ``config``; see the module docstring."""
+    """Time every contender at every shape of ``config``; see the module docstring.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The shapes, the number of rounds and which contenders to time.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Median seconds per step for each shape and contender, and the memory traffic.
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
     result = Result(config)
@@ -237,7 +266,18 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
 
 
 def format_result(result: Result) -> str:
-    """A plain-text table: median milliseconds and the three ratios per shape."""
+    """A plain-text table: median milliseconds and the three ratios per shape.
+
+    Parameters
+    ----------
+    result : Result
+        What :func:`run` measured.
+
+    Returns
+    -------
+    str
+        The table, one line per shape.
+    """
     lines = []
     header = f"{'shape':>18} {'ours ms':>9} {'torch ms':>9} {'eager x':>8}"
     if result.config.compile:
@@ -271,7 +311,13 @@ def format_result(result: Result) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point: parse flags, run, print the table."""
+    """Command-line entry point: parse flags, run, print the table.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command-line arguments, without the program name; by default ``sys.argv[1:]``.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny run: small shapes, few rounds")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")

@@ -10,6 +10,12 @@ hits both, and prints the median times and their ratio measured in the same run.
 
 Run ``python -m bnguide.benchmarks.landscape_speed`` (``--quick`` for a short run). Used in
 chapter *Why BN works: a smoother landscape*.
+
+Examples
+--------
+>>> from bnguide.benchmarks import landscape_speed
+>>> result = landscape_speed.run(landscape_speed.Config(rounds=3))  # doctest: +SKIP
+>>> print(landscape_speed.format_result(result))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -103,7 +109,18 @@ def _cases(norm: str) -> dict[str, Callable[[bool], object]]:
 
 
 def run(config: Config = Config()) -> Result:
-    """Time every case both ways, alternating sides round by round."""
+    """Time every case both ways, alternating sides round by round.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The number of rounds, their minimum length, the thread count and the normalizer.
+
+    Returns
+    -------
+    Result
+        Median seconds per call of each case, vectorized and looped.
+    """
     if config.threads:
         torch.set_num_threads(config.threads)
     result = Result(config)
@@ -117,7 +134,18 @@ def run(config: Config = Config()) -> Result:
 
 
 def format_result(result: Result) -> str:
-    """A table: case, vectorized and loop milliseconds per call, and their ratio."""
+    """A table: case, vectorized and loop milliseconds per call, and their ratio.
+
+    Parameters
+    ----------
+    result : Result
+        What :func:`run` measured.
+
+    Returns
+    -------
+    str
+        The table, one line per case.
+    """
     lines = [f"{'case':34s} {'vectorized':>12s} {'loop':>10s} {'loop/vec':>9s}"]
     for name, t in result.seconds.items():
         lines.append(
@@ -133,6 +161,18 @@ def format_result(result: Result) -> str:
 
 
 def main(argv: list[str] | None = None) -> Result:
+    """Command-line entry point: parse the flags, time both ways and print the table.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The command-line arguments, without the program name; by default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    Result
+        The measurements, also printed.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="3 short rounds per side")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (0: default)")

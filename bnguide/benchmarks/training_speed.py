@@ -12,6 +12,11 @@ Run ``python -m bnguide.benchmarks.training_speed`` (about 10-20 minutes on a 2-
 mostly the plain loop); ``--quick`` for a 1,000-step run, ``--plain-steps N`` to time the plain
 loop on the first N steps only and extrapolate linearly (reported as such), ``--device cuda``
 on a GPU. Used in chapter *BN in practice* (page *Reproducing Ioffe & Szegedy on MNIST*).
+
+Examples
+--------
+>>> from bnguide.benchmarks import training_speed
+>>> training_speed.main(["--quick"])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -36,7 +41,20 @@ _BATCH_SEED_OFFSET = 2**32  # bnguide.training's rule: seed s shuffles with seed
 
 
 def time_fast(config: ioffe_mnist.Config) -> tuple[float, np.ndarray]:
-    """Seconds for ``ioffe_mnist.run(config)`` and its final accuracies ``(2, seeds)``."""
+    """Seconds for ``ioffe_mnist.run(config)`` and its final accuracies ``(2, seeds)``.
+
+    Parameters
+    ----------
+    config : bnguide.experiments.ioffe_mnist.Config
+        The experiment's settings.
+
+    Returns
+    -------
+    seconds : float
+        Wall-clock time of the run.
+    accuracies : numpy.ndarray
+        ``(2, seeds)`` final test accuracies, without and with BN.
+    """
     load_data(config.dataset, device=config.device)  # parse the files outside the timing
     start = time.perf_counter()
     result = ioffe_mnist.run(config)
@@ -61,7 +79,26 @@ def _evaluate(model: nn.Sequential, data, probe_unit: int) -> tuple[float, np.nd
 
 
 def plain_loop(variant, seed: int, data, config: ioffe_mnist.Config, steps: int) -> float:
-    """Train one net the plain way for ``steps`` steps; return its last test accuracy."""
+    """Train one net the plain way for ``steps`` steps; return its last test accuracy.
+
+    Parameters
+    ----------
+    variant : Variant
+        The network to train (its layer spec and learning rate), from the Ioffe MNIST experiment.
+    seed : int
+        Seed of the initial weights and of the batch order.
+    data : Data
+        The MNIST tensors, already on the device.
+    config : bnguide.experiments.ioffe_mnist.Config
+        The experiment's settings (batch size, evaluation steps, initial weights).
+    steps : int
+        Number of training steps.
+
+    Returns
+    -------
+    float
+        Test accuracy after the last evaluation, as a fraction.
+    """
     model = build_mlp(variant.spec, device=data.device)
     load_weights_(
         model, [w.to(data.device) for w in draw_weights(variant.spec.sizes, config.init_std, seed)]
@@ -86,7 +123,22 @@ def plain_loop(variant, seed: int, data, config: ioffe_mnist.Config, steps: int)
 
 
 def time_plain(config: ioffe_mnist.Config, steps: int) -> tuple[float, np.ndarray]:
-    """Seconds for the plain loops of every net and seed (``steps`` each), and final accuracies."""
+    """Seconds for the plain loops of every net and seed (``steps`` each), and final accuracies.
+
+    Parameters
+    ----------
+    config : bnguide.experiments.ioffe_mnist.Config
+        The experiment's settings.
+    steps : int
+        Number of training steps per network.
+
+    Returns
+    -------
+    seconds : float
+        Wall-clock time of all the plain loops.
+    accuracies : numpy.ndarray
+        ``(2, seeds)`` final test accuracies, without and with BN.
+    """
     data = load_data(config.dataset, device=config.device)
     warm = build_mlp(config.variants()[0].spec, device=data.device)  # first-call costs (optim)
     torch.optim.SGD(warm.parameters(), lr=0.1).step()
@@ -103,7 +155,13 @@ def _sync(device: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point: time both loops and print the ratio."""
+    """Command-line entry point: time both loops and print the ratio.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The command-line arguments, without the program name; by default ``sys.argv[1:]``.
+    """
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="1,000 steps instead of 50,000")
     parser.add_argument("--steps", type=int, help="steps per net (default 50,000)")
@@ -126,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         flush=True,
     )
     fast_s, fast_acc = time_fast(config)
-    print(f"  bnguide.training (stacked nets, fused backward): {fast_s:8.1f} s", flush=True)
+    print(f"  bnguide.training (stacked nets, worker processes):{fast_s:8.1f} s", flush=True)
     plain_s, plain_acc = time_plain(config, plain_steps)
     scaled = plain_s * steps / plain_steps
     note = (

@@ -3,6 +3,14 @@
 An experiment module defines ``NAME`` (what ``python -m bnguide list`` shows), ``DESCRIPTION``,
 a frozen dataclass ``Config`` whose defaults are the scale the book shows, and
 ``run(config, progress=False) -> Result``. Run one with ``bnguide.cache.cached_run``.
+
+Examples
+--------
+>>> from bnguide import experiments
+>>> "ghost-batch" in experiments.available()
+True
+>>> experiments.get("ghost-batch").__name__
+'bnguide.experiments.ghost_batch'
 """
 
 from __future__ import annotations
@@ -15,7 +23,13 @@ __all__ = ["available", "get"]
 
 
 def available() -> dict[str, ModuleType]:
-    """All experiment modules, by ``NAME``, sorted by name."""
+    """All experiment modules, by ``NAME``, sorted by name.
+
+    Returns
+    -------
+    dict of str to module
+        ``NAME`` -> experiment module.
+    """
     found = {}
     for info in pkgutil.iter_modules(__path__):
         if info.name.startswith("_"):
@@ -28,6 +42,16 @@ def available() -> dict[str, ModuleType]:
 
 def get(name: str) -> ModuleType:
     """The experiment module called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        The experiment's ``NAME``, e.g. ``"ghost-batch"``.
+
+    Returns
+    -------
+    module
+        The experiment module, with its ``Config`` and ``run``.
 
     Raises
     ------

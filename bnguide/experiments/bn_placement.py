@@ -3,8 +3,17 @@
 The MNIST net of Ioffe & Szegedy (784-100-100-100-10) with BN either before every activation,
 ``act(BN(W u))`` as in the paper, or after it, ``BN(act(W u + b))``, for ReLU and for sigmoid
 units, at two learning rates. Each seed starts all nets from the same weights and feeds them the
-same batches, so the seed-by-seed differences isolate the placement. Chapter *BN in practice*,
-page *Before or after the nonlinearity?*.
+same batches, so the seed-by-seed differences isolate the placement. Used in
+:doc:`/book/practice/bn-placement`.
+
+Examples
+--------
+>>> from bnguide.experiments import bn_placement
+>>> config = bn_placement.Config(steps=500, seeds=(0, 1))
+>>> [v.name for v in config.variants()][:2]
+['relu-before-lr0.1', 'relu-after-lr0.1']
+>>> result = bn_placement.run(config)  # doctest: +SKIP
+>>> bn_placement.paired_differences(result, "sigmoid", 0.1)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -85,7 +94,20 @@ class Result:
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every placement for every seed."""
+    """Train every placement for every seed.
+
+    Parameters
+    ----------
+    config : Config
+        The protocol; the defaults are the scale the book shows.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        The config and the training log of every network (``variant x seed``).
+    """
     data = load_data(config.dataset, device=config.device)
     log = train_variants(
         config.variants(),
@@ -101,18 +123,47 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
 
 
 def final_accuracy(result: Result, name: str) -> np.ndarray:
-    """Test accuracy averaged over the last ``config.last_evals`` evaluations, per seed."""
+    """Test accuracy averaged over the last ``config.last_evals`` evaluations, per seed.
+
+    Parameters
+    ----------
+    result : Result
+    name : str
+        A variant name, e.g. ``"relu-before-lr0.1"``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(S,)``, a fraction between 0 and 1 per seed.
+    """
     return result.log.accuracy(name)[:, -result.config.last_evals :].mean(1)
 
 
 def paired_differences(result: Result, activation: str, lr: float) -> np.ndarray:
-    """After minus before, seed by seed, of :func:`final_accuracy` (``(S,)``)."""
+    """After minus before, seed by seed, of :func:`final_accuracy`.
+
+    Parameters
+    ----------
+    result : Result
+    activation : {"relu", "sigmoid"}
+    lr : float
+        One of ``config.lrs``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(S,)``; positive where BN after the activation ended more accurate.
+    """
     after = final_accuracy(result, f"{activation}-after-lr{lr:g}")
     return after - final_accuracy(result, f"{activation}-before-lr{lr:g}")
 
 
 def summary(result: Result) -> list[dict]:
     """Per activation and learning rate: both placements per seed and the paired differences.
+
+    Parameters
+    ----------
+    result : Result
 
     Returns
     -------

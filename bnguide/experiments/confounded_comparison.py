@@ -5,6 +5,14 @@ rate, same seeds and batches. Comparing "no BN at the small rate" with "BN at th
 common way such comparisons are set up, since BN tolerates the large one) mixes BN's effect with
 the learning rate's; the four cells separate them. The BN network at the large rate of the
 first seed is kept for the chapter's fine-tuning demonstration. Chapter *Pitfalls*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import confounded_comparison
+>>> confounded_comparison.NAME
+'confounded-comparison'
+>>> result = cached_run(confounded_comparison.run, confounded_comparison.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -60,7 +68,20 @@ class Result:
 
 @single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train the four (norm, learning rate) cells for every seed."""
+    """Train the four (norm, learning rate) cells for every seed.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Test accuracy per (norm, learning rate) cell and seed.
+    """
     x, y = load(config.dataset, "train", flatten=True)
     x_test, y_test = load(config.dataset, "test", flatten=True)
     accuracy = {}

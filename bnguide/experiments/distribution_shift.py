@@ -7,6 +7,14 @@ fixes: recomputing the statistics on unlabeled shifted images
 (:func:`bnguide.precise_bn.recompute_bn_stats` on the target domain), normalizing with each test
 batch's own statistics (:func:`bnguide.precise_bn.batch_statistics`), and a batch-independent
 normalizer (LayerNorm) trained instead. Chapter *Stability issues*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import distribution_shift
+>>> distribution_shift.NAME
+'distribution-shift'
+>>> result = cached_run(distribution_shift.run, distribution_shift.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -91,7 +99,22 @@ class Result:
 
 
 def shift(x: torch.Tensor, contrast: float, brightness: float) -> torch.Tensor:
-    """Intensity shift ``contrast * x + brightness`` of images in [0, 1] (values not clipped)."""
+    """Intensity shift ``contrast * x + brightness`` of images in [0, 1] (values not clipped).
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images of any shape, values in [0, 1].
+    contrast : float
+        Factor applied to every pixel.
+    brightness : float
+        Value added to every pixel.
+
+    Returns
+    -------
+    torch.Tensor
+        The shifted images, same shape as ``x``.
+    """
     return x * contrast + brightness
 
 
@@ -127,7 +150,20 @@ def _train(config: Config, norm: str, seed: int, x, y) -> NormMLP:
 
 @single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train a plain, a BN and a LayerNorm network per seed; test them on shifted data."""
+    """Train a plain, a BN and a LayerNorm network per seed; test them on shifted data.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Accuracy under every shift, and the size of BN's eval-mode activations.
+    """
     x, y = load(config.dataset, "train", flatten=True)
     x_test, y_test = load(config.dataset, "test", flatten=True)
     target = x[-config.target_examples :]  # unlabeled images for recomputing statistics

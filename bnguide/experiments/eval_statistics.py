@@ -7,6 +7,14 @@ BN's training output does not depend on them), and the exact averages of Algorit
 with the current weights over ``precise_batches`` training batches
 (:func:`bnguide.precise_bn.recompute_bn_stats`).
 Chapter *Normalization during evaluation*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import eval_statistics
+>>> eval_statistics.NAME
+'eval-statistics'
+>>> result = cached_run(eval_statistics.run, eval_statistics.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -144,7 +152,20 @@ def _distances(stats, reference) -> tuple[float, float]:
 
 @single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train, and at each checkpoint compare EMA and precise population statistics."""
+    """Train, and at each checkpoint compare EMA and precise population statistics.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Test accuracy and distance to the exact statistics, per method, seed and checkpoint.
+    """
     x, y = load(config.dataset, "train", flatten=True)
     x_test, y_test = load(config.dataset, "test", flatten=True)
     methods = tuple(f"ema {m:g}" for m in config.momenta) + ("precise",)

@@ -6,8 +6,17 @@ the same comparison runs on a fully connected net that is deep for MNIST (six hi
 100), at CPU scale: a few thousand steps instead of millions, plus the plain net at 10x to show
 where it breaks. For each variant: the steps needed to reach a target test accuracy and the best
 accuracy seen, as in the paper's table. All variants of a seed start from the same Gaussian
-weights and see the same batches. Chapter *BN in
-practice*, page *Learning rate and sigmoid*.
+weights and see the same batches. Used in :doc:`/book/practice/learning-rate-and-sigmoid`.
+
+Examples
+--------
+>>> from bnguide.experiments import learning_rate
+>>> config = learning_rate.Config()
+>>> [v.name for v in config.variants()][:3]
+['baseline', 'baseline-x5', 'baseline-x10']
+>>> result = learning_rate.run(config)  # doctest: +SKIP
+>>> [row["failed"] for row in learning_rate.summary(result)]  # doctest: +SKIP
+[0, 0, 3, 0, 0, 0, 0, 3]
 """
 
 from __future__ import annotations
@@ -118,7 +127,19 @@ class Result:
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every variant for every seed."""
+    """Train every variant for every seed.
+    Parameters
+    ----------
+    config : Config
+        The protocol; the defaults are the scale the book shows.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        The config and the training log of every variant and seed.
+    """
     data = load_data(config.dataset, device=config.device)
     log = train_variants(
         config.variants(),
@@ -135,6 +156,10 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
 
 def summary(result: Result) -> list[dict]:
     """One row per variant: learning rate, steps to the target, best and final accuracy.
+
+    Parameters
+    ----------
+    result : Result
 
     Returns
     -------
@@ -170,6 +195,15 @@ def gradient_norms(
 
     Shows how much of the error signal reaches the lower layers of each variant before any
     training (the same weights for every variant, drawn from ``seed``).
+
+    Parameters
+    ----------
+    config : Config
+        Gives the variants, the initial weight scale, the batch size and the data.
+    names : tuple of str
+        The variants to measure.
+    seed : int
+        Seed of the initial weights.
 
     Returns
     -------

@@ -6,6 +6,14 @@ three normalizers are trained with the same seeds, batches, learning rate and gr
 clipping, and their cost is recorded: training time per step (wall clock, noisy on a shared
 machine), parameters and buffers.
 Chapter *Recurrent nets and LayerNorm*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import recurrent
+>>> recurrent.NAME
+'recurrent'
+>>> result = cached_run(recurrent.run, recurrent.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -72,7 +80,20 @@ class Result:
 
 @single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train a NormRNN per normalizer and seed on row-by-row MNIST; test it."""
+    """Train a NormRNN per normalizer and seed on row-by-row MNIST; test it.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Test accuracy and training-loss curves per normalizer and seed.
+    """
     x, y = load(config.dataset, "train", flatten=True)
     x_test, y_test = load(config.dataset, "test", flatten=True)
     x, x_test = rows_as_sequence(x), rows_as_sequence(x_test)  # (N, 28, 28)

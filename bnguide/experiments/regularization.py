@@ -6,6 +6,14 @@ follows ``lr = base_lr * sqrt(batch / 64)``. Measured: training and test loss an
 mode) and, for the BN networks, how far the batch statistics of the first BN layer stray from
 the population values at the batch size they were trained with.
 Chapter *Regularization, a side effect*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import regularization
+>>> regularization.NAME
+'regularization'
+>>> result = cached_run(regularization.run, regularization.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -129,7 +137,20 @@ def batch_statistics_noise(
 
 @single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every (variant, batch size, seed) and measure gaps and batch-statistics noise."""
+    """Train every (variant, batch size, seed) and measure gaps and batch-statistics noise.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Losses and accuracies per variant and batch size, and the noise of the batch statistics.
+    """
     x, y = load(config.dataset, "train", flatten=True, limit=config.train_size)
     x_test, y_test = load(config.dataset, "test", flatten=True)
     shape = (len(config.seeds), len(config.batch_sizes))

@@ -6,6 +6,14 @@ L2, L-infinity. Recorded: the loss curve; at probe steps, Definition 2.1 (``||G 
 ``cos(G, G')`` for every layer) and the landscape along the gradient for step sizes from
 1/100x to 30x the learning rate (appendix A.2.2). Used in chapters *Why BN works: internal
 covariate shift* and *Why BN works: a smoother landscape*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import santurkar_deep_linear
+>>> santurkar_deep_linear.NAME
+'santurkar-deep-linear'
+>>> result = cached_run(santurkar_deep_linear.run, santurkar_deep_linear.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -102,7 +110,20 @@ class Result:
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every variant by full-batch gradient descent and measure it along the way."""
+    """Train every variant by full-batch gradient descent and measure it along the way.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Losses, landscape probes and gradient shifts per variant.
+    """
     x, target, _ = deep_linear.make_problem(config.n_samples, config.dim, seed=config.seed)
     etas = torch.tensor(config.step_multipliers, dtype=torch.float64) * config.lr
     probe_steps = np.arange(0, config.steps, config.probe_every)

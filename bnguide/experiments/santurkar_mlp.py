@@ -11,6 +11,14 @@ The same training runs are measured two ways (the measurements never change the 
 Variants: no normalization, BN, and the L1 / L2 / L-infinity normalizations of the paper's
 section 3.3, all at the same learning rate. Used in chapters *Why BN works: internal covariate
 shift* and *Why BN works: a smoother landscape*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import santurkar_mlp
+>>> santurkar_mlp.NAME
+'santurkar-mlp'
+>>> result = cached_run(santurkar_mlp.run, santurkar_mlp.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -124,7 +132,20 @@ class Result:
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every variant once and measure it along the way."""
+    """Train every variant once and measure it along the way.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Accuracies, landscape probes and gradient shifts per variant.
+    """
     x, y, x_eval, y_eval = _santurkar.load_data(config.dataset, config.n_train, config.n_eval)
     test = _santurkar.load_test(config.dataset, config.n_test)
     etas = torch.tensor(config.step_multipliers, dtype=torch.float64) * config.lr

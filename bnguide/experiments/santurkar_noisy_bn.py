@@ -6,6 +6,14 @@ net with the same noise. Along the way we record training accuracy and, on a fix
 what one hidden layer's activations receive — to measure how much that distribution moves
 (internal covariate shift in the distributional sense). Used in chapter *Why BN works: internal
 covariate shift*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import santurkar_noisy_bn
+>>> santurkar_noisy_bn.NAME
+'santurkar-noisy-bn'
+>>> result = cached_run(santurkar_noisy_bn.run, santurkar_noisy_bn.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -106,7 +114,20 @@ class Result:
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every variant for every seed; record accuracy and layer-input snapshots."""
+    """Train every variant for every seed; record accuracy and layer-input snapshots.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Accuracies and layer-input snapshots per variant and seed.
+    """
     unknown = [v for v in config.variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"Unknown variants {unknown}; use keys of VARIANTS: {list(VARIANTS)}.")

@@ -6,6 +6,14 @@ and no normalization. The learning rate follows ``lr = base_lr * sqrt(batch / 64
 Renormalization's clipping limits relax from plain BN (``r_max=1, d_max=0``) during the first
 tenth of training to ``r_max=3, d_max=5`` at half of it (:func:`bnguide.norms.renorm_limits`).
 Chapter *Stability issues*.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import small_batches
+>>> small_batches.NAME
+'small-batches'
+>>> result = cached_run(small_batches.run, small_batches.Config())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -79,7 +87,20 @@ class Result:
 
 
 def lr_for(base_lr: float, batch_size: int) -> float:
-    """The learning rate used at ``batch_size``: ``base_lr * sqrt(batch_size / 64)``."""
+    """The learning rate used at ``batch_size``: ``base_lr * sqrt(batch_size / 64)``.
+
+    Parameters
+    ----------
+    base_lr : float
+        The learning rate at batch size 64.
+    batch_size : int
+        The batch size.
+
+    Returns
+    -------
+    float
+        The scaled learning rate.
+    """
     return base_lr * math.sqrt(batch_size / 64)
 
 
@@ -96,7 +117,20 @@ def _renorm_schedule(steps: int):
 
 @single_thread()
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every (normalizer, batch size, seed) and test it in eval mode."""
+    """Train every (normalizer, batch size, seed) and test it in eval mode.
+
+    Parameters
+    ----------
+    config : Config, optional
+        The experiment's settings; the defaults are the scale the book shows.
+    progress : bool, optional
+        Show a progress bar.
+
+    Returns
+    -------
+    Result
+        Test accuracy per normalizer, seed and batch size, and training times.
+    """
     x, y = load(config.dataset, "train", flatten=True)
     x_test, y_test = load(config.dataset, "test", flatten=True)
     n_b = len(config.batch_sizes)

@@ -1,4 +1,10 @@
-"""Figures of the chapter *The data*: sample images, class balance and pixel histograms."""
+"""Figures of the chapter *The data*: sample images, class balance and pixel histograms.
+
+Examples
+--------
+>>> from bnguide.plots.data import plot_samples
+>>> fig = plot_samples("mnist", per_class=4)  # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,21 @@ __all__ = ["plot_samples", "plot_class_balance", "plot_pixel_histogram"]
 
 
 def plot_samples(name: str, per_class: int = 6, *, seed: int = 0):
-    """A grid of ``per_class`` random training images for each class; returns the Figure."""
+    """A grid of ``per_class`` random training images for each class; returns the Figure.
+
+    Parameters
+    ----------
+    name : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    per_class : int, optional
+        Images per class.
+    seed : int, optional
+        Seed of the random choice.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
     images, labels = load_arrays(name, "train")
     rng = np.random.default_rng(seed)
     names = class_names(name)
@@ -33,7 +53,19 @@ def plot_samples(name: str, per_class: int = 6, *, seed: int = 0):
 
 
 def plot_class_balance(summaries: list[SplitSummary], ax=None):
-    """Grouped bars: the share of each class in every given split. Returns the Axes."""
+    """Grouped bars: the share of each class in every given split. Returns the Axes.
+
+    Parameters
+    ----------
+    summaries : list of SplitSummary
+        One per split, from :func:`bnguide.data_summary.summarize`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     width = 0.8 / len(summaries)
     for i, s in enumerate(summaries):
@@ -49,7 +81,19 @@ def plot_class_balance(summaries: list[SplitSummary], ax=None):
 
 
 def plot_pixel_histogram(name: str, ax=None):
-    """Histogram of the pixel values of a training set, log scale. Returns the Axes."""
+    """Histogram of the pixel values of a training set, log scale. Returns the Axes.
+
+    Parameters
+    ----------
+    name : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     images, _ = load_arrays(name, "train")
     counts = np.bincount(images.ravel(), minlength=256)

@@ -1,6 +1,11 @@
 """Schematic drawings: a small multilayer perceptron without and with batch-norm layers.
 
 Drawn with matplotlib shapes, no data involved. Used in chapter *Batch norm in 30 seconds*.
+
+Examples
+--------
+>>> from bnguide.plots.diagrams import plot_mlp
+>>> ax = plot_mlp((4, 5, 5, 3), batch_norm=True, title="With BN")
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ the Axes: conditioning of gradient descent (:mod:`bnguide.conditioning`), the bi
 normalizing outside the gradient step (:mod:`bnguide.outside_normalization`), running averages
 under different momentum conventions (:mod:`bnguide.momentum`), the error of variance formulas
 (:mod:`bnguide.numerics`), and what gamma and beta do to the input of a sigmoid.
+
+Examples
+--------
+>>> from bnguide.plots.implementation import plot_gamma_beta
+>>> ax = plot_gamma_beta({"gamma = 1, beta = 0": (1.0, 0.0), "gamma = 2, beta = 1": (2.0, 1.0)})
 """
 
 from __future__ import annotations

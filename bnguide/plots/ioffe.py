@@ -2,8 +2,19 @@
 
 Accuracy curves (mean over seeds with the min-max band) with the paper's points beside them,
 and the percentile traces of Ioffe & Szegedy's Figure 1(b, c). Every function takes a result
-(and an optional ``ax``) and returns the Axes. Chapter *BN in practice* (pages *Reproducing
-Ioffe & Szegedy on MNIST*, *Learning rate and sigmoid*, *Before or after the nonlinearity?*).
+(and an optional ``ax``) and returns the Axes. Used in :doc:`/book/practice/ioffe-mnist`,
+:doc:`/book/practice/learning-rate-and-sigmoid`, :doc:`/book/practice/bn-placement` and
+:doc:`/book/in-3-minutes`.
+
+Examples
+--------
+>>> import matplotlib.pyplot as plt
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import ioffe_mnist
+>>> from bnguide.plots.ioffe import plot_ioffe_accuracy
+>>> result = cached_run(ioffe_mnist.run, ioffe_mnist.Config())  # doctest: +SKIP
+>>> ax = plot_ioffe_accuracy(result)  # doctest: +SKIP
+>>> plt.show()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -253,6 +264,13 @@ def plot_paired_differences(result, ax=None):
 def plot_placement(result, axes=None):
     """Accuracy curves of both placements, one panel per (activation, learning rate).
 
+    Parameters
+    ----------
+    result : bnguide.experiments.bn_placement.Result
+    axes : numpy.ndarray of Axes, optional
+        One Axes per (activation, learning rate) pair, in a grid of ``len(config.lrs)``
+        columns; by default a new figure.
+
     Returns
     -------
     numpy.ndarray of Axes
@@ -278,7 +296,20 @@ def plot_placement(result, axes=None):
 def plot_result(result, outdir: str | Path) -> list[Path]:
     """Write the figures of a result of this family of experiments as PNG files to ``outdir``.
 
-    Used by ``python -m bnguide run`` and ``python -m bnguide plot``; returns the paths written.
+    Used by ``python -m bnguide run`` and ``python -m bnguide plot``.
+
+    Parameters
+    ----------
+    result : object
+        The ``Result`` of :mod:`~bnguide.experiments.ioffe_mnist`,
+        :mod:`~bnguide.experiments.learning_rate` or :mod:`~bnguide.experiments.bn_placement`.
+    outdir : str or pathlib.Path
+        Created if missing.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
     """
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,14 @@
 
 Each function takes an experiment's Result and an optional ``ax`` and returns the Axes. Lines
 are means over seeds; shaded bands span the lowest to the highest seed.
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import small_batches
+>>> from bnguide.plots.practice import plot_small_batches
+>>> result = cached_run(small_batches.run, small_batches.Config())  # doctest: +SKIP
+>>> ax = plot_small_batches(result, batch_stats=True)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -44,7 +52,19 @@ def _band(ax, x, values, label, color, marker="o", **kw):
 
 def plot_batch_noise(result, ax=None):
     """Spread of the batch mean and standard deviation around the population values vs batch
-    size (regularization experiment), with the sampling-theory line for the mean."""
+    size (regularization experiment), with the sampling-theory line for the mean.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.regularization.Result
+        What :func:`bnguide.experiments.regularization.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     b = result.batch_sizes
     n = result.config.train_size
@@ -74,6 +94,19 @@ def plot_regularization(result, metric: str = "test_accuracy", ax=None):
 
     ``metric``: ``"test_accuracy"``, ``"train_accuracy"``, ``"loss_gap"`` (test minus training
     loss) or ``"accuracy_gap"`` (training minus test accuracy).
+
+    Parameters
+    ----------
+    result : bnguide.experiments.regularization.Result
+        What :func:`bnguide.experiments.regularization.run` returned.
+    metric : str, optional
+        Which metric, see above.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     ax = ax or plt.gca()
     labels = {
@@ -110,7 +143,19 @@ def _method_colors(methods):
 
 
 def plot_eval_accuracy(result, ax=None):
-    """Test accuracy during training with each kind of population statistics (eval-statistics)."""
+    """Test accuracy during training with each kind of population statistics (eval-statistics).
+
+    Parameters
+    ----------
+    result : bnguide.experiments.eval_statistics.Result
+        What :func:`bnguide.experiments.eval_statistics.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     colors = _method_colors(result.methods)
     for m in result.methods:
@@ -126,7 +171,19 @@ def plot_eval_accuracy(result, ax=None):
 
 
 def plot_eval_distance(result, ax=None):
-    """Distance of each EMA from the exact population statistics during training."""
+    """Distance of each EMA from the exact population statistics during training.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.eval_statistics.Result
+        What :func:`bnguide.experiments.eval_statistics.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     colors = _method_colors(result.methods)
     for m in result.methods:
@@ -157,6 +214,19 @@ def plot_shift(result, family: str = "contrast", ax=None):
 
     ``family``: ``"contrast"`` (``x' = c x``) or ``"brightness"`` (``x' = x + b``; the clean
     point ``b = 0`` is taken from the contrast sweep).
+
+    Parameters
+    ----------
+    result : bnguide.experiments.distribution_shift.Result
+        What :func:`bnguide.experiments.distribution_shift.run` returned.
+    family : str, optional
+        Which shift, see above.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     ax = ax or plt.gca()
     shifts = np.array(result.shifts)
@@ -189,7 +259,19 @@ def plot_shift(result, family: str = "contrast", ax=None):
 
 
 def plot_bn_activation_size(result, ax=None):
-    """RMS of each BN layer's eval-mode output vs the contrast of the test images."""
+    """RMS of each BN layer's eval-mode output vs the contrast of the test images.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.distribution_shift.Result
+        What :func:`bnguide.experiments.distribution_shift.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     shifts = np.array(result.shifts)
     cols = np.flatnonzero(shifts[:, 1] == 0)
@@ -214,6 +296,19 @@ def plot_small_batches(result, ax=None, *, batch_stats: bool = False):
 
     With ``batch_stats`` the batch-wise normalizers are also drawn (dotted) when tested with
     batch statistics at their training batch size.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.small_batches.Result
+        What :func:`bnguide.experiments.small_batches.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+    batch_stats : bool, optional
+        Also draw the accuracy with batch statistics.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
     """
     ax = ax or plt.gca()
     b = result.batch_sizes
@@ -240,7 +335,19 @@ def plot_small_batches(result, ax=None, *, batch_stats: bool = False):
 
 
 def plot_recurrent_loss(result, ax=None):
-    """Training-loss curves of the recurrent experiment, per normalizer."""
+    """Training-loss curves of the recurrent experiment, per normalizer.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.recurrent.Result
+        What :func:`bnguide.experiments.recurrent.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     labels = {"none": "no normalization", "batch": "BN, per-step statistics", "layer": "LayerNorm"}
     for norm, loss in result.loss.items():
@@ -254,7 +361,19 @@ def plot_recurrent_loss(result, ax=None):
 
 
 def plot_confounded(result, ax=None):
-    """Grouped bars: test accuracy of the four (normalization, learning rate) cells."""
+    """Grouped bars: test accuracy of the four (normalization, learning rate) cells.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.confounded_comparison.Result
+        What :func:`bnguide.experiments.confounded_comparison.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default the current Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = ax or plt.gca()
     lrs = result.config.lrs
     width = 0.38

@@ -3,6 +3,14 @@
 Each function takes an experiment Result (``santurkar-noisy-bn``, ``santurkar-mlp``,
 ``santurkar-deep-linear``) or a :class:`bnguide.theory.Theorem41`, draws on ``ax`` (or new
 axes) and returns the Axes (or an array of them).
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import santurkar_mlp
+>>> from bnguide.plots import why
+>>> result = cached_run(santurkar_mlp.run, santurkar_mlp.Config())  # doctest: +SKIP
+>>> axes = why.plot_landscape(result, ("none", "bn"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -56,7 +64,24 @@ def _ax(ax):
 
 
 def plot_accuracy(result, variants: Sequence[str] | None = None, *, ax=None, title=None):
-    """Training accuracy (eval mode, fixed subset) against steps; mean and min-max over seeds."""
+    """Training accuracy (eval mode, fixed subset) against steps; mean and min-max over seeds.
+
+    Parameters
+    ----------
+    result : dataclass
+        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
+        :class:`bnguide.experiments.santurkar_noisy_bn.Result`.
+    variants : sequence of str, optional
+        Which variants to draw; by default all.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+    title : str, optional
+        Title of the Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = _ax(ax)
     for v in variants or list(result.train_accuracy):
         acc = 100 * np.atleast_2d(result.train_accuracy[v])  # (S, E)
@@ -77,6 +102,21 @@ def plot_unit_percentiles(result, unit: int = 0, *, seed_index: int = 0, axes=No
     """15th / 50th / 85th percentiles of one unit's input over training, one panel per variant.
 
     The unit is read where the next layer reads it: after the normalization and the noise.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.santurkar_noisy_bn.Result
+        What :func:`bnguide.experiments.santurkar_noisy_bn.run` returned.
+    unit : int, optional
+        Which of the probed units.
+    seed_index : int, optional
+        Which seed.
+    axes : sequence of matplotlib.axes.Axes, optional
+        One per variant; by default a new figure.
+
+    Returns
+    -------
+    array of matplotlib.axes.Axes
     """
     variants = list(result.units)
     if axes is None:
@@ -96,7 +136,21 @@ def plot_unit_percentiles(result, unit: int = 0, *, seed_index: int = 0, axes=No
 
 
 def plot_distribution_shift(result, *, ax=None, relative: bool = False):
-    """Mean 1-Wasserstein distance between consecutive snapshots of the probed layer's inputs."""
+    """Mean 1-Wasserstein distance between consecutive snapshots of the probed layer's inputs.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.santurkar_noisy_bn.Result
+        What :func:`bnguide.experiments.santurkar_noisy_bn.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+    relative : bool, optional
+        Not used by this function.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = _ax(ax)
     steps = result.snapshot_steps[1:]
     for v, shift in result.shift.items():
@@ -110,7 +164,26 @@ def plot_distribution_shift(result, *, ax=None, relative: bool = False):
 
 
 def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=None, title=""):
-    """Definition 2.1 over training for one layer: ``||G - G'||`` and ``cos(G, G')``."""
+    """Definition 2.1 over training for one layer: ``||G - G'||`` and ``cos(G, G')``.
+
+    Parameters
+    ----------
+    result : dataclass
+        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
+        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+    layer : int
+        The layer, counted from 0.
+    variants : sequence of str, optional
+        Which variants to draw.
+    axes : sequence of two matplotlib.axes.Axes, optional
+        By default a new figure.
+    title : str, optional
+        Prefix of the panel titles.
+
+    Returns
+    -------
+    array of matplotlib.axes.Axes
+    """
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
     steps = result.probe_steps
@@ -129,7 +202,24 @@ def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=Non
 
 
 def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, title=None):
-    """Median over training of ``cos(G, G')`` per layer, with the 25th-75th percentile band."""
+    """Median over training of ``cos(G, G')`` per layer, with the 25th-75th percentile band.
+
+    Parameters
+    ----------
+    result : dataclass
+        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
+        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+    variants : sequence of str, optional
+        Which variants to draw.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+    title : str, optional
+        Title of the Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = _ax(ax)
     for v in variants:
         cos = result.ics_cos[v]  # (P, layers)
@@ -149,6 +239,22 @@ def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool
     """Figure 4 of the paper: loss band, gradient-predictiveness band and effective beta.
 
     The bands span the minimum to the maximum over the step sizes at each probed step.
+
+    Parameters
+    ----------
+    result : dataclass
+        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
+        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+    variants : sequence of str, optional
+        Which variants to draw.
+    axes : sequence of three matplotlib.axes.Axes, optional
+        By default a new figure.
+    log_loss : bool, optional
+        Draw the loss on a log scale.
+
+    Returns
+    -------
+    array of matplotlib.axes.Axes
     """
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
@@ -177,7 +283,19 @@ def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool
 
 
 def plot_deep_linear_loss(result, *, ax=None):
-    """Full-batch loss of the deep linear network for every variant (log scale)."""
+    """Full-batch loss of the deep linear network for every variant (log scale).
+
+    Parameters
+    ----------
+    result : bnguide.experiments.santurkar_deep_linear.Result
+        What :func:`bnguide.experiments.santurkar_deep_linear.run` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = _ax(ax)
     for v, loss in result.loss.items():
         ax.plot(result.loss_steps, loss, color=COLOR.get(v), label=LABEL.get(v, v))
@@ -190,7 +308,21 @@ def plot_deep_linear_loss(result, *, ax=None):
 
 
 def plot_moment_sensitivity(sensitivities: dict, layer: int, *, ax=None):
-    """Bars: how strongly each layer's parameters move the mean and spread of one hidden unit."""
+    """Bars: how strongly each layer's parameters move the mean and spread of one hidden unit.
+
+    Parameters
+    ----------
+    sensitivities : dict of str to torch.Tensor
+        Variant -> what :func:`bnguide.deep_linear.unit_moment_sensitivity` returned.
+    layer : int
+        The layer of the unit, for the title.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = _ax(ax)
     width = 0.8 / len(sensitivities)
     for i, (v, s) in enumerate(sensitivities.items()):
@@ -213,7 +345,19 @@ def plot_moment_sensitivity(sensitivities: dict, layer: int, *, ax=None):
 
 
 def plot_theorem_4_1(check, *, ax=None):
-    """Theorem 4.1: the BN gradient norm (autograd) against the bound and the unreduced norm."""
+    """Theorem 4.1: the BN gradient norm (autograd) against the bound and the unreduced norm.
+
+    Parameters
+    ----------
+    check : Theorem41
+        What :func:`bnguide.theory.theorem_4_1` returned.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     ax = _ax(ax)
     ax.loglog(
         check.scaled_norm,
