@@ -77,19 +77,16 @@ def test_unavailable_device_fails_clearly():
     assert "error: device 'cuda' is not available: this PyTorch sees no CUDA GPU" in out.stderr
 
 
-def test_cache_commands(tmp_path):
+def test_cache_commands(tmp_path, monkeypatch):
     env_dir = tmp_path / "cache"
-    os.environ["BNGUIDE_CACHE"] = str(env_dir)
-    try:
-        (env_dir / "results").mkdir(parents=True)
-        (env_dir / "results" / "x.pkl").write_bytes(b"")
-        path = bnguide("cache", "path")
-        assert path.stdout.strip() == str(env_dir / "results")
-        cleared = bnguide("cache", "clear")
-        assert cleared.returncode == 0 and "removed 1 cached result(s)" in cleared.stdout
-        assert not (env_dir / "results" / "x.pkl").exists()
-    finally:
-        del os.environ["BNGUIDE_CACHE"]
+    monkeypatch.setenv("BNGUIDE_CACHE", str(env_dir))  # restored afterwards: notebooks need it
+    (env_dir / "results").mkdir(parents=True)
+    (env_dir / "results" / "x.pkl").write_bytes(b"")
+    path = bnguide("cache", "path")
+    assert path.stdout.strip() == str(env_dir / "results")
+    cleared = bnguide("cache", "clear")
+    assert cleared.returncode == 0 and "removed 1 cached result(s)" in cleared.stdout
+    assert not (env_dir / "results" / "x.pkl").exists()
 
 
 def test_make_config_maps_options_onto_fields():
