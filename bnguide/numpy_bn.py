@@ -184,8 +184,6 @@ def batchnorm_backward(
         \left(m\,\frac{\partial L}{\partial y} - \frac{\partial L}{\partial \beta}
         - \hat x\, \frac{\partial L}{\partial \gamma}\right)
 
-    Parameters and returns as for :func:`batchnorm_backward_graph`.
-
     Parameters
     ----------
     dout : numpy.ndarray

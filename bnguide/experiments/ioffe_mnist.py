@@ -115,6 +115,7 @@ class Result:
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train both nets for every seed; see :class:`Config` for the protocol.
+
     Parameters
     ----------
     config : Config

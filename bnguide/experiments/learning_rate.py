@@ -128,6 +128,7 @@ class Result:
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
     """Train every variant for every seed.
+
     Parameters
     ----------
     config : Config

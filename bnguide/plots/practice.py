@@ -18,6 +18,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bnguide.plots._bands import seed_band
 from bnguide.style import COLORS
 
 __all__ = [
@@ -42,14 +43,6 @@ _VARIANT_STYLE = {  # label, colour
 }
 
 
-def _band(ax, x, values, label, color, marker="o", **kw):
-    """Mean over axis 0 as a line, min-max over axis 0 as a band."""
-    values = np.asarray(values, dtype=float)
-    ax.plot(x, values.mean(0), marker=marker, color=color, label=label, **kw)
-    if values.shape[0] > 1:
-        ax.fill_between(x, values.min(0), values.max(0), color=color, alpha=0.18, lw=0)
-
-
 def plot_batch_noise(result, ax=None):
     """Spread of the batch mean and standard deviation around the population values vs batch
     size (regularization experiment), with the sampling-theory line for the mean.
@@ -68,8 +61,9 @@ def plot_batch_noise(result, ax=None):
     ax = ax or plt.gca()
     b = result.batch_sizes
     n = result.config.train_size
-    _band(ax, b, result.mean_noise, r"batch mean: rms of $(\mu_B-\mu)/\sigma$", COLORS["bn"])
-    _band(ax, b, result.std_noise, r"batch std: rms of $\sigma_B/\sigma-1$", COLORS["alt2"], "s")
+    seed_band(ax, b, result.mean_noise, r"batch mean: rms of $(\mu_B-\mu)/\sigma$", COLORS["bn"])
+    std_label = r"batch std: rms of $\sigma_B/\sigma-1$"
+    seed_band(ax, b, result.std_noise, std_label, COLORS["alt2"], "s")
     fine = np.geomspace(b.min(), b.max(), 50)
     theory = np.sqrt((n - fine) / ((n - 1) * fine))
     ax.plot(
@@ -127,7 +121,7 @@ def plot_regularization(result, metric: str = "test_accuracy", ax=None):
         label, color = _VARIANT_STYLE[v]
         if v == "dropout":
             label = f"dropout p={result.config.dropout:g}"
-        _band(ax, result.batch_sizes, values, label, color)
+        seed_band(ax, result.batch_sizes, values, label, color)
     ax.set_xscale("log", base=2)
     ax.set_xticks(result.batch_sizes, [str(v) for v in result.batch_sizes])
     ax.set_xlabel(f"batch size (all runs see {result.config.examples:,} examples)")
@@ -161,7 +155,7 @@ def plot_eval_accuracy(result, ax=None):
     for m in result.methods:
         label = f"EMA, momentum {m.split()[1]}" if m.startswith("ema") else "precise BN (exact)"
         ls = "-" if m == "precise" else "--"
-        _band(ax, result.steps, 100 * result.accuracy[m], label, colors[m], ls=ls)
+        seed_band(ax, result.steps, 100 * result.accuracy[m], label, colors[m], ls=ls)
     ax.set_xscale("log")
     ax.set_xlabel("training step")
     ax.set_ylabel("test accuracy (%)")
@@ -190,8 +184,8 @@ def plot_eval_distance(result, ax=None):
         if m == "precise":
             continue
         mom = m.split()[1]
-        _band(ax, result.steps, result.mean_distance[m], f"mean, momentum {mom}", colors[m])
-        _band(
+        seed_band(ax, result.steps, result.mean_distance[m], f"mean, momentum {mom}", colors[m])
+        seed_band(
             ax,
             result.steps,
             result.log_var_ratio[m],
@@ -247,7 +241,7 @@ def plot_shift(result, family: str = "contrast", ax=None):
         )
     )
     for m, acc in result.accuracy.items():
-        _band(ax, x, 100 * acc[:, cols], m, colors[m])
+        seed_band(ax, x, 100 * acc[:, cols], m, colors[m])
     if family == "contrast":
         ax.set_xscale("log", base=2)
         ax.set_xticks(x, [f"{v:g}" for v in x])
@@ -279,7 +273,7 @@ def plot_bn_activation_size(result, ax=None):
     palette = [COLORS["bn"], COLORS["alt2"], COLORS["alt1"], COLORS["alt3"]]
     for layer in range(result.bn_rms.shape[2]):
         color = palette[layer % len(palette)]
-        _band(ax, x, result.bn_rms[:, cols, layer], f"BN layer {layer + 1}", color)
+        seed_band(ax, x, result.bn_rms[:, cols, layer], f"BN layer {layer + 1}", color)
     ax.plot(x, x, ls="--", color=COLORS["paper"], label="proportional to c")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)
@@ -314,9 +308,9 @@ def plot_small_batches(result, ax=None, *, batch_stats: bool = False):
     b = result.batch_sizes
     for norm, acc in result.accuracy.items():
         label, color = _VARIANT_STYLE[norm]
-        _band(ax, b, 100 * acc, label, color)
+        seed_band(ax, b, 100 * acc, label, color)
         if batch_stats and norm in result.batch_stat_accuracy:
-            _band(
+            seed_band(
                 ax,
                 b,
                 100 * result.batch_stat_accuracy[norm],
@@ -352,7 +346,7 @@ def plot_recurrent_loss(result, ax=None):
     labels = {"none": "no normalization", "batch": "BN, per-step statistics", "layer": "LayerNorm"}
     for norm, loss in result.loss.items():
         _, color = _VARIANT_STYLE[norm]
-        _band(ax, result.window_end, loss, labels[norm], color, marker=None)
+        seed_band(ax, result.window_end, loss, labels[norm], color, marker=None)
     ax.set_xlabel("training step")
     ax.set_ylabel(f"training loss (mean of {result.config.smooth} steps)")
     ax.set_title("Row-by-row MNIST, tanh RNN")

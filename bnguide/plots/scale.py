@@ -14,6 +14,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bnguide.plots._bands import seed_band
 from bnguide.style import COLORS
 
 __all__ = [
@@ -41,13 +42,6 @@ NORM_COLORS = {
     "instance": COLORS["alt3"],
     "rms": "#000000",
 }
-
-
-def _band(ax, x, values, color, label, ls="-", marker="o"):
-    # mean over seeds (axis 0) as a line, min..max over seeds as a band
-    values = np.asarray(values)
-    ax.plot(x, values.mean(0), ls=ls, marker=marker, color=color, label=label)
-    ax.fill_between(x, values.min(0), values.max(0), color=color, alpha=0.15, lw=0)
 
 
 def _smooth(y, window):
@@ -103,7 +97,7 @@ def plot_sync_accuracy(result, ax=None):
     ax = ax or plt.gca()
     x = result.per_rank_batches
     for variant, (label, color, ls) in SYNC_STYLE.items():
-        _band(ax, x, 100 * result.test_acc[variant], color, label, ls)
+        seed_band(ax, x, 100 * result.test_acc[variant], label, color, ls=ls)
     ax.set_xscale("log", base=2)
     ax.set_xticks(x, [str(b) for b in x])
     ax.set_xlabel(f"examples per process ({result.config.world_size} processes)")
@@ -169,8 +163,8 @@ def plot_ghost_accuracy(result, ax=None):
     ax = ax or plt.gca()
     large, small = _ghost_arms(result)
     x = result.ghost[large]
-    _band(ax, x, 100 * result.train_acc[:, large, -1], COLORS["bn"], "training set")
-    _band(ax, x, 100 * result.test_acc[:, large, -1], COLORS["alt1"], "test set")
+    seed_band(ax, x, 100 * result.train_acc[:, large, -1], "training set", COLORS["bn"])
+    seed_band(ax, x, 100 * result.test_acc[:, large, -1], "test set", COLORS["alt1"])
     for k in small:
         ax.axhline(
             100 * result.test_acc[:, k, -1].mean(), color=COLORS["alt1"], ls="--", lw=1.2,
@@ -203,7 +197,7 @@ def plot_ghost_loss(result, ax=None):
     ax = ax or plt.gca()
     large, small = _ghost_arms(result)
     x = result.ghost[large]
-    _band(ax, x, result.final_loss[:, large], COLORS["bn"], "large batch, ghost BN")
+    seed_band(ax, x, result.final_loss[:, large], "large batch, ghost BN", COLORS["bn"])
     for k in small:
         ax.axhline(
             result.final_loss[:, k].mean(), color=COLORS["baseline"], ls="--", lw=1.2,
@@ -277,7 +271,7 @@ def plot_normalizers(result, metric: str = "accuracy", labels: dict | None = Non
     for norm, values in data.items():
         label = (labels or {}).get(norm, norm)
         scale = 100 if metric == "accuracy" else 1
-        _band(ax, x, scale * values, NORM_COLORS.get(norm, "grey"), label)
+        seed_band(ax, x, scale * values, label, NORM_COLORS.get(norm, "grey"))
     ax.set_xscale("log", base=2)
     ax.set_xticks(x, [str(b) for b in x])
     ax.set_xlabel(f"batch size (every run: {result.config.steps} steps)")
