@@ -41,11 +41,11 @@ class Config:
     norms: tuple[str, ...] = ("none", "batch", "layer")
     hidden_size: int = 64
     batch_size: int = 64
-    steps: int = 400
+    steps: int = 1_000
     lr: float = 0.05
     sgd_momentum: float = 0.9
     clip_grad_norm: float = 1.0
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     smooth: int = 25  # the loss curves are averaged over windows of this many steps
     dataset: str = "mnist"
 
