@@ -245,6 +245,17 @@ _ACT_BACKWARD = {  # (grad of the output, the output) -> grad of the input
 }
 
 
+@dataclass(frozen=True)
+class _Layer:
+    """One linear layer of a StackedMLP and the BN that follows it, if any (views, not copies)."""
+
+    weight: torch.Tensor  # (M, in, out)
+    bias: torch.Tensor | None  # (M, 1, out); None when BN follows
+    bn_weight: torch.Tensor | None  # (M, 1, out); None without BN
+    bn_bias: torch.Tensor | None
+    bn: tuple[torch.Tensor, ...] | None  # (M * out,) views: bn_weight, bn_bias, running mean, var
+
+
 def _batch_major(members: int, batch: int, n: int, like: torch.Tensor) -> torch.Tensor:
     """An empty ``(M, B, n)`` view of ``(B, M, n)`` memory."""
     return torch.empty(batch, members, n, dtype=like.dtype, device=like.device).transpose(0, 1)
@@ -295,6 +306,7 @@ class StackedMLP(nn.Module):
         if int(members) != members or members < 1:
             raise ValueError(f"members must be a positive integer, got {members}.")
         self.spec, self.members = spec, int(members)
+        self._layer_cache = None  # (storage key, list of _Layer); see _layers
         sizes, hidden = spec.sizes, len(spec.hidden)
         kw = {"device": device, "dtype": dtype}
         for l, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
@@ -312,6 +324,31 @@ class StackedMLP(nn.Module):
 
     def _get(self, name: str, l: int):
         return getattr(self, f"{name}{l}", None)
+
+    def _layers(self) -> list[_Layer]:
+        """Every layer's tensors, as the forward and backward passes use them.
+
+        Outside autograd the views are built once and reused while the parameters keep their
+        storage (an in-place update keeps it; ``.to()``, ``.double()`` or a copy do not):
+        looking them up on every step costs as much as a small layer's arithmetic.
+        """
+        if torch.is_grad_enabled():  # fresh views, so that gradients reach the parameters
+            return self._build_layers()
+        key = tuple(t.data_ptr() for t in (*self._parameters.values(), *self._buffers.values()))
+        if self._layer_cache is None or self._layer_cache[0] != key:
+            self._layer_cache = (key, self._build_layers())
+        return self._layer_cache[1]
+
+    def _build_layers(self) -> list[_Layer]:
+        layers = []
+        for l in range(len(self.spec.sizes) - 1):
+            bn = None
+            if self._get("bn_weight", l) is not None:
+                names = ("bn_weight", "bn_bias", "running_mean", "running_var")
+                bn = tuple(self._get(name, l).view(-1) for name in names)
+            tensors = [self._get(name, l) for name in ("weight", "bias", "bn_weight", "bn_bias")]
+            layers.append(_Layer(*tensors, bn))
+        return layers
 
     def load_weights_(self, weights: Sequence[torch.Tensor]) -> StackedMLP:
         """Set every linear weight from ``(M, in, out)`` tensors; reset all other state.
@@ -359,8 +396,8 @@ class StackedMLP(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
 
-    def _linear(self, h, l):
-        w, b = self._get("weight", l), self._get("bias", l)
+    def _linear(self, h, layer):
+        w, b = layer.weight, layer.bias
         if h.dim() == 2:  # one batch shared by all members: one wide matrix product
             n_in, n_out = w.shape[1:]
             wide = w.transpose(0, 1).reshape(n_in, -1)  # (in, M * out)
@@ -373,19 +410,17 @@ class StackedMLP(nn.Module):
         # BN follows: write the product batch-major, ready for the batch-norm kernel
         return torch.bmm(h, w, out=_batch_major(self.members, h.shape[1], w.shape[2], h))
 
-    def _bn(self, a, l, cache):
+    def _bn(self, a, layer, cache):
         members, n, width = a.shape
-        flat = [self._get(k, l).view(-1) for k in ("bn_weight", "bn_bias")]  # (M * n,)
-        stats = [self._get(k, l).view(-1) for k in ("running_mean", "running_var")]
         a2 = _channels(a)  # (B, M * n)
         if not self.training:
-            y2 = torch.batch_norm(a2, *flat, *stats, False, 0.0, self.spec.eps, False)
+            y2 = torch.batch_norm(a2, *layer.bn, False, 0.0, self.spec.eps, False)
         else:
             if n < 2:
                 raise ValueError("Expected more than 1 value per channel when training")
             # Algorithm 1 per channel; running stats: (1 - m) old + m batch, unbiased variance
             y2, mean, invstd = torch.ops.aten.native_batch_norm(
-                a2, *flat, *stats, True, self.spec.momentum, self.spec.eps
+                a2, *layer.bn, True, self.spec.momentum, self.spec.eps
             )
             cache.update(bn_in=a2, bn_mean=mean, bn_invstd=invstd)
         return y2.view(n, members, width).transpose(0, 1)  # (M, B, n), batch-major
@@ -400,65 +435,65 @@ class StackedMLP(nn.Module):
             )
         if x.dim() == 3 and x.shape[0] != self.members:
             raise ValueError(f"Input has {x.shape[0]} batches for {self.members} members.")
+        layers = self._layers()
         caches, h = [], x
-        for l in range(len(spec.hidden)):
+        for layer in layers[:-1]:
             cache = {"h": h}
-            a = self._linear(h, l)  # (M, B, n)
+            a = self._linear(h, layer)  # (M, B, n)
             if spec.norm == "before":
-                a = self._bn(a, l, cache)
+                a = self._bn(a, layer, cache)
             h = act(a)
             if spec.norm == "after":
                 cache["s"] = h
-                h = self._bn(h, l, cache)
+                h = self._bn(h, layer, cache)
             cache.update(act_in=a, out=h)
             caches.append(cache if keep else {"act_in": a})
         caches.append({"h": h})
-        return self._linear(h, len(spec.hidden)), caches
+        return self._linear(h, layers[-1]), caches
 
     # -- backward -----------------------------------------------------------------------------
 
-    def _bn_backward(self, d, l, cache):
+    def _bn_backward(self, d, layer, cache):
         members, n, width = d.shape
-        weight = self._get("bn_weight", l).view(-1)
-        stats = [self._get(k, l).view(-1) for k in ("running_mean", "running_var")]
+        weight, _, mean, var = layer.bn
         dx2, dgamma, dbeta = torch.ops.aten.native_batch_norm_backward(
-            _channels(d), cache["bn_in"], weight, *stats, cache["bn_mean"], cache["bn_invstd"],
+            _channels(d), cache["bn_in"], weight, mean, var, cache["bn_mean"], cache["bn_invstd"],
             True, self.spec.eps, [True, True, True],
         )  # fmt: skip
         shape = (members, 1, width)
         return dx2.view(n, members, width).transpose(0, 1), dgamma.view(shape), dbeta.view(shape)
 
-    def _backward(self, caches, d, weight_grad, grad):
+    def _backward(self, layers, caches, d, weight_grad, grad):
         """Walk back from ``d`` (grad of the logits), reporting each parameter's gradient.
 
-        ``weight_grad(l, h, d)`` receives a linear layer's input and output gradient (the weight
-        gradient is ``h^T d``); ``grad(name, g)`` receives every other gradient. Each weight is
-        used for the layer below before ``weight_grad`` is called, so it may update it.
+        ``weight_grad(weight, h, d)`` receives a linear layer's weight, input and output
+        gradient (the weight gradient is ``h^T d``); ``grad(parameter, g)`` receives every other
+        gradient. Each weight is used for the layer below before ``weight_grad`` is called, so
+        it may update it.
         """
         spec = self.spec
         act_grad = _ACT_BACKWARD[spec.activation]
-        for l in range(len(spec.hidden), -1, -1):
+        for l in range(len(layers) - 1, -1, -1):
+            layer, c = layers[l], caches[l]
             if l < len(spec.hidden):  # d: the gradient w.r.t. this hidden layer's output
-                c = caches[l]
                 if spec.norm == "after":
-                    d, g_weight, g_bias = self._bn_backward(d, l, c)
-                    grad(f"bn_weight{l}", g_weight)
-                    grad(f"bn_bias{l}", g_bias)
+                    d, g_weight, g_bias = self._bn_backward(d, layer, c)
+                    grad(layer.bn_weight, g_weight)
+                    grad(layer.bn_bias, g_bias)
                     d = act_grad(d, c["s"])
                 else:
                     d = act_grad(d, c["out"])
                 if spec.norm == "before":
-                    d, g_weight, g_bias = self._bn_backward(d, l, c)
-                    grad(f"bn_weight{l}", g_weight)
-                    grad(f"bn_bias{l}", g_bias)
-            if self._get("bias", l) is not None:
-                grad(f"bias{l}", d.sum(1, keepdim=True))  # (M, 1, out)
-            h, w = caches[l]["h"], self._get("weight", l)
-            d_below = None
+                    d, g_weight, g_bias = self._bn_backward(d, layer, c)
+                    grad(layer.bn_weight, g_weight)
+                    grad(layer.bn_bias, g_bias)
+            if layer.bias is not None:
+                grad(layer.bias, d.sum(1, keepdim=True))  # (M, 1, out)
+            w, d_below = layer.weight, None
             if l > 0:  # (M, B, in), batch-major
                 d_below = _batch_major(self.members, d.shape[1], w.shape[1], d)
                 torch.bmm(d, w.transpose(1, 2), out=d_below)
-            weight_grad(l, h, d)
+            weight_grad(w, c["h"], d)
             d = d_below
 
     def _loss(self, x, y):
@@ -500,13 +535,16 @@ class StackedMLP(nn.Module):
             The gradient of each member's loss, in the order of ``self.parameters()``.
         """
         loss, caches, d = self._loss(x, y)
-        grads = {}
+        grads = {}  # id(parameter) -> its gradient
 
-        def weight_grad(l, h, d):
-            grads[f"weight{l}"] = self._weight_gradient(h, d)
+        def weight_grad(w, h, d):
+            grads[id(w)] = self._weight_gradient(h, d)
 
-        self._backward(caches, d, weight_grad, grads.__setitem__)
-        return loss, [grads[name] for name, _ in self.named_parameters()]
+        def grad(p, g):
+            grads[id(p)] = g
+
+        self._backward(self._layers(), caches, d, weight_grad, grad)
+        return loss, [grads[id(p)] for p in self.parameters()]
 
     @torch.no_grad()
     def sgd_step_(self, x: torch.Tensor, y: torch.Tensor, lr: float | torch.Tensor) -> torch.Tensor:
@@ -534,18 +572,16 @@ class StackedMLP(nn.Module):
         per_member = torch.is_tensor(lr)
         neg_lr = -lr.view(-1, 1, 1).to(d) if per_member else -float(lr)
 
-        def weight_grad(l, h, d):
-            w = self._get("weight", l)
+        def weight_grad(w, h, d):
             if per_member:
                 w.baddbmm_(h.transpose(1, 2), d * neg_lr)
             else:
                 w.baddbmm_(h.transpose(1, 2), d, alpha=neg_lr)
 
-        def grad(name, g):
-            p = getattr(self, name)
+        def grad(p, g):
             p.addcmul_(g, neg_lr) if per_member else p.add_(g, alpha=neg_lr)
 
-        self._backward(caches, d, weight_grad, grad)
+        self._backward(self._layers(), caches, d, weight_grad, grad)
         return loss
 
     def member(self, i: int) -> nn.Sequential:
