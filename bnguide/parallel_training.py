@@ -178,7 +178,7 @@ def train_in_processes(
             else:
                 if status == "error":
                     raise RuntimeError(f"A training worker process failed:\n{payload}")
-                collected.extend(payload)
+                collected.append(payload)
                 reported += 1
             bar.update(sum(c.value for c in counters) - bar.n)
         bar.update(total - bar.n)
@@ -189,11 +189,12 @@ def train_in_processes(
                 w.terminate()
             w.join()
     seconds = time.perf_counter() - start
-    return _merge(collected, variants, seeds, seconds, len(plans), TrainLog)
+    return _merge(collected, variants, seeds, seconds, TrainLog)
 
 
-def _merge(pieces, variants, seeds, seconds, processes, TrainLog):
-    """Put the per-job logs back into one log over all variants and seeds."""
+def _merge(per_worker, variants, seeds, seconds, TrainLog):
+    """Put the per-job logs of every worker back into one log over all variants and seeds."""
+    pieces = [piece for jobs in per_worker for piece in jobs]
     first = pieces[0][2]
     fields = ("test_accuracy", "train_loss", "probe_unit", "probe_all", "probe_units")
     shapes = {f: getattr(first, f).shape[2:] for f in fields}
@@ -213,6 +214,11 @@ def _merge(pieces, variants, seeds, seconds, processes, TrainLog):
         quantiles=first.quantiles,
         diverged_at=diverged,
         seconds=seconds,
-        settings=dict(first.settings, processes=processes),
+        settings=dict(
+            first.settings,
+            processes=len(per_worker),
+            # each worker's training and evaluation time, in the order they finished
+            worker_seconds=[sum(log.seconds for *_, log in jobs) for jobs in per_worker],
+        ),
         **out,
     )

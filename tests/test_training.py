@@ -264,6 +264,8 @@ def test_worker_processes_give_the_same_log_as_one_process():
         one = train_variants(chosen, toy_data(), processes=1, **kwargs)
         two = train_variants(chosen, toy_data(), processes=2, **kwargs)
         assert two.settings["processes"] == 2 and two.names == one.names
+        busy = two.settings["worker_seconds"]
+        assert len(busy) == 2 and all(0 < t <= two.seconds for t in busy)
         for field in ("test_accuracy", "train_loss", "probe_unit", "probe_all", "probe_units"):
             np.testing.assert_allclose(getattr(two, field), getattr(one, field), rtol=1e-12)
         np.testing.assert_array_equal(two.diverged_at, one.diverged_at)

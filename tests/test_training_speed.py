@@ -13,7 +13,8 @@ def test_plain_loop_trains_the_same_nets_as_the_fast_loop():
     config = dataclasses.replace(
         ioffe_mnist.Config(), steps=30, seeds=(0,), eval_every=10, dense_until=0
     )
-    _, fast = training_speed.time_fast(config)
+    _, fast, workers = training_speed.time_fast(config)
+    assert workers == []  # too short a run to start worker processes
     seconds, plain = training_speed.time_plain(config, 30)
     assert plain.shape == fast.shape == (2, 1) and seconds > 0
     np.testing.assert_allclose(plain, fast, atol=2e-4)  # same weights, batches, evaluations
