@@ -56,7 +56,7 @@ class Config:
     dropout: float = 0.3
     base_lr: float = 0.05
     sgd_momentum: float = 0.9
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     noise_batches: int = 200  # random batches drawn to measure the statistics' spread
     dataset: str = "mnist"
 
