@@ -299,3 +299,15 @@ def test_a_failing_worker_process_reports_its_error():
     with pytest.raises(RuntimeError, match="A training worker process failed"):
         train_variants(variants(), toy_data(), steps=4, batch_size=8, processes=2,
                        probe_examples=0)  # fmt: skip
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_a_gpu_gives_the_log_of_the_cpu():
+    cpu = toy_data()
+    gpu = Data(*(t.to("cuda") for t in (cpu.x_train, cpu.y_train, cpu.x_test, cpu.y_test)))
+    kwargs = {"seeds": (0, 1), "steps": 12, "batch_size": 8, "init_std": 0.5, "eval_steps": [0, 12]}
+    on_cpu = train_variants(variants(), cpu, **kwargs)
+    on_gpu = train_variants(variants(), gpu, **kwargs)  # one process: the GPU trains every stack
+    assert on_gpu.settings.get("processes") is None
+    for field in ("test_accuracy", "train_loss", "probe_unit", "probe_all"):
+        np.testing.assert_allclose(getattr(on_gpu, field), getattr(on_cpu, field), atol=1e-9)
