@@ -21,8 +21,12 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP)
 
+# MPLBACKEND is unset for the build: a non-inline backend such as Agg, inherited by the notebook
+# kernels, would leave every figure off the site.
+BUILD_BOOK := env -u MPLBACKEND $(BIN)/jupyter-book build -W -n --keep-going --all .
+
 book: $(STAMP)
-	$(BIN)/jupyter-book build -W -n --keep-going --all .
+	$(BUILD_BOOK)
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html in a browser."
 
 # Each stage prints how long it took. The book build runs first: it fills the experiment cache,
@@ -35,7 +39,7 @@ endef
 
 test: $(STAMP)
 	$(call timed,lint,$(BIN)/ruff check bnguide tests)
-	$(call timed,book build,$(BIN)/jupyter-book build -W -n --keep-going --all .)
+	$(call timed,book build,$(BUILD_BOOK))
 	$(call timed,pytest (unit tests + notebooks),$(BIN)/python -m pytest -q)
 
 lint: $(STAMP)

@@ -544,6 +544,8 @@ def _local_target(url: str, base: str) -> tuple[Path, str] | None:
 
 def _screenshots(context, base: str, reports: dict[str, PageReport]) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old in SCREENSHOTS.glob("*.png"):  # a stale shot must not stand in for a missing one
+        old.unlink()
     chapters = [r for r in reports.values() if r.info.get("output_images")]
     heavy = max(chapters, key=lambda r: r.info["output_images"], default=None)
     page = context.new_page()
@@ -617,6 +619,31 @@ def test_no_unrendered_markup_is_shown(crawl):
 def test_every_image_loads(crawl):
     problems = {p: r.info["all_images_loaded"] for p, r in _browsed(crawl).items()}
     _fail_listing({p: v for p, v in problems.items() if v}, "have images that do not load")
+
+
+def _notebooks_with_figures() -> list[str]:
+    """Site paths of the notebooks with a code cell that draws (``plt.show()`` or a plot helper)."""
+    draws = re.compile(r"\bplt\.show\(\)|\bplot_\w+\(")
+    found = []
+    for nb_path in sorted((ROOT / "book").rglob("*.ipynb")):
+        cells = json.loads(nb_path.read_text())["cells"]
+        if any(c["cell_type"] == "code" and draws.search("".join(c["source"])) for c in cells):
+            found.append(nb_path.relative_to(ROOT).with_suffix(".html").as_posix())
+    return found
+
+
+def test_pages_that_draw_figures_show_them(crawl):
+    # A kernel that inherits a non-inline backend (MPLBACKEND=Agg) runs every plotting cell
+    # without error and shows no figure: the other image checks would then pass on nothing.
+    pages = _notebooks_with_figures()
+    assert len(pages) >= 20, pages
+    browsed = _browsed(crawl)
+    problems = {
+        p: "not on the site" if p not in browsed else "no output image"
+        for p in pages
+        if p not in browsed or not browsed[p].info["output_images"]
+    }
+    _fail_listing(problems, "draw figures in their notebooks but show none on the site")
 
 
 def test_math_is_typeset_by_mathjax(crawl):
@@ -946,5 +973,6 @@ def test_search_finds_a_glossary_term(browser, server):
 def test_screenshots_are_written(crawl):
     shots = sorted(p.name for p in SCREENSHOTS.glob("*.png"))
     assert "landing-light.png" in shots and "landing-dark.png" in shots, shots
+    assert any(n.startswith("figures-") and n.endswith("-light.png") for n in shots), shots
     for name in shots:
         assert (SCREENSHOTS / name).stat().st_size > 10_000, f"{name} looks empty"
