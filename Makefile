@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bnguide-installed
 
-.PHONY: book test env lint clean
+.PHONY: book test env lint clean check-cpu
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,18 +29,48 @@ book: $(STAMP)
 	$(BUILD_BOOK)
 	@echo "The book is built: open $(CURDIR)/_build/html/index.html in a browser."
 
-# Each stage prints how long it took. The book build runs first: it fills the experiment cache,
-# so nbval's second execution of every notebook computes no experiment again, and pytest's
-# tests/test_website.py then opens every page of the fresh _build/html in headless Chromium
-# (screenshots in artifacts/screenshots/).
+# The kernel set a stage computes with: torch picks its float kernels per CPU and so does MKL, so
+# the same seed gives different float32 results on different machines. KERNELS prints the set.
+KERNELS = $(BIN)/python -c "from bnguide import kernels; print('kernel set:', kernels.describe())"
+# The second execution of the notebooks simulates another CPU: torch's portable kernels and MKL's
+# compatible code path, neither of which any real CPU uses by default.
+OTHER_KERNELS := ATEN_CPU_CAPABILITY=default MKL_CBWR=COMPATIBLE
+# Its experiment cache starts empty, so every experiment is recomputed under those kernels.
+SECOND_CACHE := $(CURDIR)/_build/.bnguide-cache-other-kernels
+
+# Each stage prints how long it took and which kernel set it ran with. The book build executes
+# every notebook under the CPU's own kernels; pytest then runs the unit tests and executes every
+# notebook again (nbval) under OTHER_KERNELS with an empty experiment cache, so every claim must
+# hold under both; tests/test_website.py opens every page of the fresh _build/html in headless
+# Chromium (screenshots in artifacts/screenshots/).
 define timed
 	@t0=$$(date +%s); $(2); rc=$$?; echo "==> stage '$(1)' took $$(( $$(date +%s) - t0 )) s"; exit $$rc
 endef
 
 test: $(STAMP)
 	$(call timed,lint,$(BIN)/ruff check bnguide tests)
+	@$(KERNELS)
 	$(call timed,book build,$(BUILD_BOOK))
-	$(call timed,pytest (unit tests + notebooks),$(BIN)/python -m pytest -q)
+	rm -rf $(SECOND_CACHE)
+	@env $(OTHER_KERNELS) $(KERNELS)
+	$(call timed,pytest (unit tests + notebooks; other kernels),env $(OTHER_KERNELS) BNGUIDE_CACHE=$(SECOND_CACHE) $(BIN)/python -m pytest -q)
+
+# Run notebooks under a chosen kernel set with a private, empty experiment cache:
+#   make check-cpu NB=book/why/ics.ipynb CPU=avx2        (CPU: default, avx2 or avx512)
+#   make check-cpu CPU=default MKL=COMPATIBLE            (every notebook; MKL= sets MKL_CBWR)
+# torch silently falls back to a lower capability when the CPU lacks one: the printed kernel set
+# is what ran.
+NB ?= book
+CPU ?= default
+MKL ?=
+check-cpu: $(STAMP)
+	@cache=$$(mktemp -d); \
+	export ATEN_CPU_CAPABILITY=$(CPU) BNGUIDE_CACHE=$$cache; \
+	if [ -n "$(MKL)" ]; then export MKL_CBWR=$(MKL); fi; \
+	$(KERNELS); t0=$$(date +%s); \
+	env -u MPLBACKEND $(BIN)/python -m pytest -q $(NB); rc=$$?; \
+	echo "==> check-cpu $(NB) under CPU=$(CPU) MKL=$(MKL) took $$(( $$(date +%s) - t0 )) s"; \
+	rm -rf $$cache; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check bnguide tests

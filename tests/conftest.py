@@ -26,3 +26,10 @@ def _environment_is_left_as_found():
         f"This test changed {changed} in os.environ and did not restore it; use "
         "monkeypatch.setenv / monkeypatch.delenv, which undo the change afterwards."
     )
+
+
+def pytest_report_header(config):
+    """Say which float kernels this run uses (the book's claims must hold under any set)."""
+    from bnguide import kernels
+
+    return f"bnguide kernel set: {kernels.describe()}"
