@@ -25,16 +25,18 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import multiprocessing
 import os
 import pickle
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from bnguide.paths import cache_root
 
-__all__ = ["cached_run", "cache_dir", "cache_key", "clear_cache", "code_version"]
+__all__ = ["cached_run", "cached_runs", "cache_dir", "cache_key", "clear_cache", "code_version"]
 
 R = TypeVar("R")
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -151,3 +153,62 @@ def clear_cache() -> int:
         path.unlink()
         removed += 1
     return removed
+
+
+def cached_runs(
+    run: Callable[[Any], R], configs: Iterable[Any], *, processes: int | None = None
+) -> list[R]:
+    """Return ``[cached_run(run, c) for c in configs]``, computing missing results in parallel.
+
+    The usual use is one experiment over several seeds (``configs`` differing only in ``seed``):
+    each seed is cached on its own, so pages that need the same seeds share them, and the seeds
+    that are not cached yet are computed in worker processes, one torch thread each. A worker
+    computes exactly what :func:`cached_run` would in this process (same config, same kernels,
+    one thread), so the results do not depend on ``processes``.
+
+    Parameters
+    ----------
+    run : callable
+        An experiment's ``run`` function (a module-level function: workers import it).
+    configs : iterable of dataclass instances
+        One config per result wanted.
+    processes : int, optional
+        Worker processes for the missing results (default: the CPUs this process may use).
+        1 computes them here, one after the other.
+
+    Returns
+    -------
+    list
+        The results, in the order of ``configs``.
+
+    Raises
+    ------
+    ValueError
+        If ``processes`` is not a positive integer.
+    """
+    configs = list(configs)
+    if processes is None:
+        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    if isinstance(processes, bool) or int(processes) != processes or processes < 1:
+        raise ValueError(f"processes must be a positive integer, got {processes!r}.")
+    use_cache = os.environ.get("BNGUIDE_NO_CACHE", "") in ("", "0")
+    missing = [
+        i
+        for i, c in enumerate(configs)
+        if not (use_cache and (cache_dir() / f"{cache_key(run, c)}.pkl").is_file())
+    ]
+    computed = {}
+    if len(missing) > 1 and processes > 1:
+        context = multiprocessing.get_context("spawn")
+        workers = min(processes, len(missing))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
+            futures = {i: pool.submit(cached_run, run, configs[i]) for i in missing}
+            computed = {i: f.result() for i, f in futures.items()}
+    return [computed[i] if i in computed else cached_run(run, c) for i, c in enumerate(configs)]
+
+
+def _one_thread() -> None:
+    # Worker initializer: one torch thread per process, as the notebooks run in-process.
+    import torch
+
+    torch.set_num_threads(1)
