@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnguide.landscape import band_statistics
+from bnguide.plots._bands import seed_band
 from bnguide.style import COLORS
 
 __all__ = [
@@ -202,13 +203,17 @@ def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=Non
 
 
 def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, title=None):
-    """Median over training of ``cos(G, G')`` per layer, with the 25th-75th percentile band.
+    """Median over training of ``cos(G, G')`` per layer.
+
+    With one result, the line is the median over the probed steps and the band the 25th-75th
+    percentile; with several (one per seed), the line is the mean over seeds of each seed's
+    median and the band its min-max over seeds.
 
     Parameters
     ----------
-    result : dataclass
+    result : dataclass or sequence of dataclasses
         A :class:`bnguide.experiments.santurkar_mlp.Result` or a
-        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+        :class:`bnguide.experiments.santurkar_deep_linear.Result`, or a list of them (seeds).
     variants : sequence of str, optional
         Which variants to draw.
     ax : matplotlib.axes.Axes, optional
@@ -221,15 +226,22 @@ def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, ti
     matplotlib.axes.Axes
     """
     ax = _ax(ax)
+    results = list(result) if isinstance(result, (list, tuple)) else [result]
     for v in variants:
-        cos = result.ics_cos[v]  # (P, layers)
-        layers = np.arange(1, cos.shape[1] + 1)
-        q25, q50, q75 = np.percentile(cos, [25, 50, 75], axis=0)
-        ax.plot(layers, q50, color=COLOR.get(v), marker="o", ms=3, label=LABEL.get(v, v))
-        ax.fill_between(layers, q25, q75, color=COLOR.get(v), alpha=0.2)
+        cos = np.stack([r.ics_cos[v] for r in results])  # (seeds, P, layers)
+        layers = np.arange(1, cos.shape[2] + 1)
+        if len(results) == 1:
+            q25, q50, q75 = np.percentile(cos[0], [25, 50, 75], axis=0)
+            ax.plot(layers, q50, color=COLOR.get(v), marker="o", ms=3, label=LABEL.get(v, v))
+            ax.fill_between(layers, q25, q75, color=COLOR.get(v), alpha=0.2)
+        else:
+            seed_band(ax, layers, np.median(cos, axis=1), LABEL.get(v, v), COLOR.get(v), ms=3)
     ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("layer (1 = input layer)")
-    ax.set_ylabel("cos(G, G'): median, 25th-75th pct")
+    if len(results) == 1:
+        ax.set_ylabel("cos(G, G'): median, 25th-75th pct")
+    else:
+        ax.set_ylabel(f"cos(G, G'): median, {len(results)} seeds")
     ax.set_title(title or "Gradient shift by layer")
     ax.legend(loc="lower left")
     return ax
