@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
 from bnguide.plots import why
 
@@ -31,4 +32,17 @@ def test_one_seed_draws_the_median_over_training_with_quartiles():
     ax = why.plot_gradient_shift_by_layer(r, variants=("bn",))
     np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), np.median(r.ics_cos["bn"], 0))
     assert "25th-75th" in ax.get_ylabel()
+    plt.close("all")
+
+
+def test_relative_l2_divides_by_the_gradient_norm_and_bad_fields_are_refused():
+    r = _result()
+    r.ics_l2 = {"bn": RNG.uniform(0, 1, (6, 5))}
+    r.grad_layer_norm = {"bn": RNG.uniform(1, 2, (6, 5))}
+    ax = why.plot_gradient_shift_by_layer(r, variants=("bn",), field="ics_relative_l2")
+    expected = np.median(r.ics_l2["bn"] / r.grad_layer_norm["bn"], 0)
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), expected)
+    assert ax.get_ylabel().startswith("||G - G'|| / ||G||")
+    with pytest.raises(ValueError, match="field must be one of"):
+        why.plot_gradient_shift_by_layer(r, field="cos")
     plt.close("all")

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -33,14 +34,43 @@ from tqdm.auto import tqdm
 
 from bnguide.experiments import _santurkar
 from bnguide.ics import gradient_shift
-from bnguide.landscape import functional_loss, probe_gradient_direction
+from bnguide.landscape import band_statistics, functional_loss, probe_gradient_direction
 
 NAME = "santurkar-mlp"
 DESCRIPTION = (
     "Santurkar et al. 2018 on a Fashion-MNIST MLP: gradient shift (Def. 2.1) and the loss "
     "landscape along the gradient, standard vs BN vs L1/L2/Linf norms"
 )
-__all__ = ["Config", "Result", "run"]
+__all__ = [
+    "PAPER_LANDSCAPE",
+    "PAPER_LAYER5",
+    "PAPER_LP_ACCURACY",
+    "SEEDS",
+    "Config",
+    "Result",
+    "landscape_summary",
+    "layer_medians",
+    "run",
+    "seed_configs",
+]
+
+SEEDS = (0, 1, 2, 3, 4)
+"""The seeds over which the book states every claim of this experiment (one result per seed)."""
+
+PAPER_LAYER5 = {"cos": {"none": 0.56, "bn": 0.52}, "l2": {"none": 0.73, "bn": 0.87}}
+"""Santurkar et al. (2018), VGG on CIFAR-10 at lr 0.1, layer 5: median ``cos(G, G')`` and
+``||G - G'||`` without (``"none"``) and with BN (the paper's Definition 2.1 measurement)."""
+
+PAPER_LANDSCAPE = {
+    "loss_band": {"none": 1.59, "bn": 0.22},
+    "grad_envelope": {"none": 69.5, "bn": 25.9},
+}
+"""Santurkar et al. (2018), Figure 4 (VGG): median loss-band width over steps 250-10k and median
+gradient-predictiveness envelope over steps 250-5k, without and with BN. The effective beta is
+not a number there: about 45 against 17-20 early, both about 20 after 4k steps."""
+
+PAPER_LP_ACCURACY = {"none": 50, "bn": 80, "l1": 80, "l2": 79, "linf": 79}
+"""Santurkar et al. (2018), Figure 5: VGG training accuracy (%) at step 1,000 per normalization."""
 
 
 @dataclass(frozen=True)
@@ -222,3 +252,74 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         step_sizes=etas.numpy(),
         **out,
     )
+
+
+def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
+    """``config`` once per seed, for :func:`bnguide.cache.cached_runs`.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Every setting but the seed.
+    seeds : sequence of int, optional
+        By default :data:`SEEDS`.
+
+    Returns
+    -------
+    list of Config
+    """
+    return [dataclasses.replace(config, seed=int(s)) for s in seeds]
+
+
+def layer_medians(results, variant: str, field: str = "ics_cos") -> np.ndarray:
+    """Each seed's median over the probed steps of a per-layer measurement.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        One per seed.
+    variant : str
+    field : str, optional
+        ``"ics_cos"``, ``"ics_l2"`` or ``"ics_relative_l2"`` (``||G - G'|| / ||G||``).
+
+    Returns
+    -------
+    ndarray (seeds, layers)
+    """
+    if field not in ("ics_cos", "ics_l2", "ics_relative_l2"):
+        raise ValueError(f"field must be ics_cos, ics_l2 or ics_relative_l2, got {field!r}.")
+    rows = []
+    for r in results:
+        if field == "ics_relative_l2":
+            values = r.ics_l2[variant] / r.grad_layer_norm[variant]
+        else:
+            values = getattr(r, field)[variant]
+        rows.append(np.median(values, axis=0))
+    return np.stack(rows)
+
+
+def landscape_summary(result: Result, variant: str, after: int = 250) -> dict:
+    """Figure 4's statistics: medians over the probes from step ``after`` on, and beta at step 0.
+
+    Parameters
+    ----------
+    result : Result
+    variant : str
+    after : int, optional
+        The paper's statistics skip the first 250 steps.
+
+    Returns
+    -------
+    dict of float
+        ``"loss_band"``, ``"grad_envelope"``, ``"beta"`` (medians) and ``"beta at step 0"``.
+    """
+    stats = band_statistics(
+        result.band_losses[variant],
+        result.grad_diffs[variant],
+        result.step_sizes,
+        result.grad_norm[variant],
+    )
+    keep = result.probe_steps >= after
+    summary = {k: float(np.median(s[keep])) for k, s in stats.items()}
+    summary["beta at step 0"] = float(stats["beta"][0])
+    return summary

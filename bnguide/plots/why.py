@@ -202,8 +202,24 @@ def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=Non
     return axes
 
 
-def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, title=None):
-    """Median over training of ``cos(G, G')`` per layer.
+_SHIFT_LABELS = {
+    "ics_cos": "cos(G, G')",
+    "ics_l2": "||G - G'||",
+    "ics_relative_l2": "||G - G'|| / ||G||",
+}
+
+
+def _shift(result, variant, field):
+    # (P, layers): one of Definition 2.1's measurements, the relative one derived from ||G||.
+    if field == "ics_relative_l2":
+        return result.ics_l2[variant] / result.grad_layer_norm[variant]
+    return getattr(result, field)[variant]
+
+
+def plot_gradient_shift_by_layer(
+    result, variants=("none", "bn"), *, field="ics_cos", ax=None, title=None
+):
+    """Median over training of ``cos(G, G')`` (or another Definition 2.1 measure) per layer.
 
     With one result, the line is the median over the probed steps and the band the 25th-75th
     percentile; with several (one per seed), the line is the mean over seeds of each seed's
@@ -216,6 +232,9 @@ def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, ti
         :class:`bnguide.experiments.santurkar_deep_linear.Result`, or a list of them (seeds).
     variants : sequence of str, optional
         Which variants to draw.
+    field : str, optional
+        ``"ics_cos"`` (default), ``"ics_l2"`` or ``"ics_relative_l2"`` (``||G - G'|| / ||G||``,
+        MLP results only: it needs ``grad_layer_norm``).
     ax : matplotlib.axes.Axes, optional
         Where to draw; by default a new figure.
     title : str, optional
@@ -225,10 +244,12 @@ def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, ti
     -------
     matplotlib.axes.Axes
     """
+    if field not in _SHIFT_LABELS:
+        raise ValueError(f"field must be one of {list(_SHIFT_LABELS)}, got {field!r}.")
     ax = _ax(ax)
     results = list(result) if isinstance(result, (list, tuple)) else [result]
     for v in variants:
-        cos = np.stack([r.ics_cos[v] for r in results])  # (seeds, P, layers)
+        cos = np.stack([_shift(r, v, field) for r in results])  # (seeds, P, layers)
         layers = np.arange(1, cos.shape[2] + 1)
         if len(results) == 1:
             q25, q50, q75 = np.percentile(cos[0], [25, 50, 75], axis=0)
@@ -236,12 +257,14 @@ def plot_gradient_shift_by_layer(result, variants=("none", "bn"), *, ax=None, ti
             ax.fill_between(layers, q25, q75, color=COLOR.get(v), alpha=0.2)
         else:
             seed_band(ax, layers, np.median(cos, axis=1), LABEL.get(v, v), COLOR.get(v), ms=3)
-    ax.set_ylim(-1.05, 1.05)
+    if field == "ics_cos":
+        ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("layer (1 = input layer)")
+    name = _SHIFT_LABELS[field]
     if len(results) == 1:
-        ax.set_ylabel("cos(G, G'): median, 25th-75th pct")
+        ax.set_ylabel(f"{name}: median, 25th-75th pct")
     else:
-        ax.set_ylabel(f"cos(G, G'): median, {len(results)} seeds")
+        ax.set_ylabel(f"{name}: median, {len(results)} seeds")
     ax.set_title(title or "Gradient shift by layer")
     ax.legend(loc="lower left")
     return ax
