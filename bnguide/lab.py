@@ -19,7 +19,7 @@ Examples
 >>> state = simulate(batch_size=8, shift=3.0, scale=2.0, beta=0.5, steps=50)
 >>> state.inputs.shape, state.running_mean.shape  # the batch on show; 0, 1, ..., 50 updates
 ((8,), (51,))
->>> abs(state.train_output.mean() - 0.5) < 1e-12  # training mode: the output's mean is beta
+>>> bool(abs(state.train_output.mean() - 0.5) < 1e-12)  # training mode: the output's mean is beta
 True
 """
 
