@@ -966,6 +966,8 @@ def test_search_finds_a_glossary_term(browser, server):
         page.goto(server + "search.html?q=covariate")
         results = page.locator("#search-results li a")
         results.first.wait_for()
+        # Sphinx adds the results one by one: wait for all of them, not only the first
+        page.wait_for_function("() => /Search finished/.test(document.body.innerText)")
         hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
     finally:
         page.close()
