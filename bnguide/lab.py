@@ -56,14 +56,14 @@ def uniforms(seed: int, count: int) -> np.ndarray:
     ndarray
         ``(count,)`` float64, each a multiple of ``2**-32``.
     """
-    a = int(seed) & _MASK
-    out = np.empty(count, dtype=np.float64)
-    for i in range(count):
-        a = (a + 0x6D2B79F5) & _MASK
-        t = ((a ^ (a >> 15)) * (1 | a)) & _MASK  # Math.imul(a ^ a >>> 15, 1 | a)
-        t = ((t + (((t ^ (t >> 7)) * (61 | t)) & _MASK)) & _MASK) ^ t
-        out[i] = ((t ^ (t >> 14)) & _MASK) / 4294967296.0
-    return out
+    # mulberry32's state is a Weyl sequence, a_i = seed + (i + 1) * 0x6D2B79F5 (mod 2**32),
+    # so every draw can be computed at once. uint64 products keep the low 32 bits exact.
+    mask = np.uint64(_MASK)
+    steps = np.arange(1, count + 1, dtype=np.uint64)
+    a = (np.uint64(int(seed) & _MASK) + steps * np.uint64(0x6D2B79F5)) & mask
+    t = ((a ^ (a >> np.uint64(15))) * (a | np.uint64(1))) & mask  # Math.imul(a ^ a >>> 15, 1 | a)
+    t = ((t + (((t ^ (t >> np.uint64(7))) * (t | np.uint64(61))) & mask)) & mask) ^ t
+    return ((t ^ (t >> np.uint64(14))) & mask).astype(np.float64) / 4294967296.0
 
 
 def standard_batches(seed: int, num_batches: int, batch_size: int) -> np.ndarray:

@@ -97,6 +97,23 @@ def test_standard_batches_have_mean_zero_and_variance_one():
     assert np.all((z * 2.0**32) == np.round(z * 2.0**32))
 
 
+def _mulberry32(seed: int, count: int) -> list[float]:
+    """mulberry32 one draw at a time, as bnlab.js writes it (Math.imul = low 32 bits)."""
+    mask, a, out = 0xFFFFFFFF, seed & 0xFFFFFFFF, []
+    for _ in range(count):
+        a = (a + 0x6D2B79F5) & mask
+        t = ((a ^ (a >> 15)) * (1 | a)) & mask
+        t = ((t + (((t ^ (t >> 7)) * (61 | t)) & mask)) & mask) ^ t
+        out.append(((t ^ (t >> 14)) & mask) / 4294967296)
+    return out
+
+
+def test_uniforms_equal_the_sequential_generator():
+    for seed in (lab.SEED, 0, 1, 2**31 - 1, 2**32 - 1):
+        assert lab.uniforms(seed, 3000).tolist() == _mulberry32(seed, 3000), seed
+    assert lab.uniforms(5, 0).shape == (0,)
+
+
 def test_uniforms_use_the_low_32_bits_of_the_seed_like_javascript():
     np.testing.assert_array_equal(lab.uniforms(2**32 + 7, 50), lab.uniforms(7, 50))
     np.testing.assert_array_equal(lab.uniforms(-1, 50), lab.uniforms(2**32 - 1, 50))
