@@ -624,18 +624,33 @@ root => {
 
 
 def _screenshot(page, root, path) -> None:
-    """The lab alone, rendered as part of the whole page (so the sticky header, which stays
-    at the top of the page, does not cover it), without a focus ring."""
-    page.evaluate("() => { document.activeElement.blur(); window.scrollTo(0, 0); }")
-    box = root.bounding_box()
-    margin = 12
-    clip = {
-        "x": max(0.0, box["x"] - margin),
-        "y": max(0.0, box["y"] - margin),
-        "width": box["width"] + 2 * margin,
-        "height": box["height"] + 2 * margin,
-    }
-    page.screenshot(path=path, full_page=True, clip=clip)
+    """The lab alone, without a focus ring. The viewport is made tall enough to hold the whole
+    lab below the theme's sticky header, so the shot is of the page as laid out (a full-page
+    capture relays the page out at another size and can shift the clip)."""
+    page.evaluate("() => document.activeElement.blur()")
+    size = page.viewport_size
+    header = 120  # the theme's sticky header, with room to spare
+    try:
+        height = root.evaluate("e => e.getBoundingClientRect().height")
+        page.set_viewport_size({"width": size["width"], "height": int(height) + 2 * header})
+        page.evaluate(
+            "([e, h]) => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - h)",
+            [root.element_handle(), header],
+        )
+        page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
+        box = root.bounding_box()
+        margin = 12
+        clip = {
+            "x": max(0.0, box["x"] - margin),
+            "y": max(0.0, box["y"] - margin),
+            "width": box["width"] + 2 * margin,
+            "height": box["height"] + 2 * margin,
+        }
+        page.screenshot(path=path, clip=clip)
+    finally:
+        page.set_viewport_size(size)
 
 
 def test_the_lab_is_readable_in_both_themes_and_screenshotted(root, lab_page):
