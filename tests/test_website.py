@@ -544,7 +544,8 @@ def _local_target(url: str, base: str) -> tuple[Path, str] | None:
 
 def _screenshots(context, base: str, reports: dict[str, PageReport]) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old in SCREENSHOTS.glob("*.png"):  # a stale shot must not stand in for a missing one
+    # a stale shot must not stand in for a missing one (tests/test_lab.py owns lab-*.png)
+    for old in [*SCREENSHOTS.glob("landing-*.png"), *SCREENSHOTS.glob("figures-*.png")]:
         old.unlink()
     chapters = [r for r in reports.values() if r.info.get("output_images")]
     heavy = max(chapters, key=lambda r: r.info["output_images"], default=None)
@@ -965,6 +966,8 @@ def test_search_finds_a_glossary_term(browser, server):
         page.goto(server + "search.html?q=covariate")
         results = page.locator("#search-results li a")
         results.first.wait_for()
+        # Sphinx adds the results one by one: wait for all of them, not only the first
+        page.wait_for_function("() => /Search finished/.test(document.body.innerText)")
         hrefs = [results.nth(i).get_attribute("href") for i in range(results.count())]
     finally:
         page.close()
