@@ -76,7 +76,8 @@ def cell(root: Path = ROOT) -> dict:
         "import importlib.util\n"
         "\n"
         'if importlib.util.find_spec("bnguide") is None:\n'
-        f'    %pip install --quiet "{requirement(root)}"'
+        f'    %pip install --quiet "{requirement(root)}"\n'
+        "    import bnguide  # fails here if the install did not work"
     )
     return {
         "cell_type": "code",
