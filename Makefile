@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.bnguide-installed
 
-.PHONY: book test env lint clean check-cpu
+.PHONY: book test env lab lint clean check-cpu
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 env: $(STAMP)
+
+# JupyterLab on the book's notebooks (or one: make lab NOTEBOOK=book/data.ipynb), with this
+# environment's Python as the kernel: the kernelspec written into .venv comes first on
+# JUPYTER_PATH, ahead of any "python3" kernel installed for the user. As root (a container),
+# JupyterLab needs --allow-root.
+NOTEBOOK ?= book
+lab: $(STAMP)
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bnguide)" >/dev/null
+	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter$${JUPYTER_PATH:+:$$JUPYTER_PATH}" \
+	  env -u MPLBACKEND $(BIN)/jupyter lab $(NOTEBOOK) $$([ "$$(id -u)" = 0 ] && echo --allow-root) $(LAB_ARGS)
 
 # MPLBACKEND is unset for the build: a non-inline backend such as Agg, inherited by the notebook
 # kernels, would leave every figure off the site.

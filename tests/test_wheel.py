@@ -6,10 +6,17 @@ an isolated build would download setuptools, and the tests run offline. The whee
 fresh virtual environment that borrows only this environment's third-party packages (torch,
 numpy, ...) through a ``.pth`` file, and the public API is imported from there with the working
 directory outside the checkout and ``python -I``, so the source tree cannot be on the path.
+
+The last test is a reader who opens one notebook outside a clone (Colab, Binder, a download): a
+notebook copied alone into an empty folder runs in a fresh environment that has pip and this
+environment's third-party packages but no bnguide; its first cell installs bnguide (from the
+wheel here, from the repository there) and every cell runs. ``PIP_NO_INDEX`` keeps pip off the
+network, so nothing (no CUDA build of torch) is downloaded.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,6 +31,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "bnguide"
+# A short notebook that draws: what a reader opens from the launch buttons.
+ALONE_NOTEBOOK = ROOT / "book" / "in-30-seconds.ipynb"
+
+_spec = importlib.util.spec_from_file_location("install_cell", ROOT / "book/_ext/install_cell.py")
+install_cell = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(install_cell)
 
 try:
     import tomllib  # Python 3.11+
@@ -95,6 +108,7 @@ def venv(dist, tmp_path_factory) -> Path:
         [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps"]
         + ["--no-index", "--quiet", str(dist["wheel"])],
         cwd=home,
+        env=_clean_env(),  # a PYTHONPATH holding the checkout (and its .egg-info) fools pip
     )
     purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
     ours = {sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}
@@ -102,6 +116,50 @@ def venv(dist, tmp_path_factory) -> Path:
     # editable install of bnguide among them) are not run.
     Path(purelib.stdout.strip(), "borrowed.pth").write_text("\n".join(sorted(ours)) + "\n")
     return env_dir
+
+
+def _borrowed_site(home: Path) -> Path:
+    """Our installed packages (pip among them) as links in one folder, all but bnguide."""
+    site = home / "borrowed"
+    site.mkdir()
+    for directory in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("platlib")}):
+        for entry in Path(directory).iterdir():
+            name = entry.name.lower()
+            if "bnguide" in name:
+                continue
+            if entry.suffix != ".pth" and not (site / entry.name).exists():
+                (site / entry.name).symlink_to(entry)
+    return site
+
+
+@pytest.fixture(scope="module")
+def bare_venv(tmp_path_factory) -> Path:
+    """A fresh environment that sees our third-party packages and pip, but no bnguide."""
+    home = tmp_path_factory.mktemp("bare")
+    env_dir = home / "env"
+    _run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)])
+    python = env_dir / "bin" / "python"
+    purelib = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"])
+    Path(purelib.stdout.strip(), "borrowed.pth").write_text(f"{_borrowed_site(home)}\n")
+    return env_dir
+
+
+# Run by the bare environment's Python: execute a notebook with a kernel of that same Python.
+_EXECUTE = r"""
+import json, sys
+import nbclient, nbformat
+nb = nbformat.read(sys.argv[1], as_version=4)
+nbclient.NotebookClient(nb, timeout=600, kernel_name=sys.argv[2]).execute()
+nbformat.write(nb, sys.argv[1])
+code = [c for c in nb.cells if c.cell_type == "code"]
+print(json.dumps({
+    "ran": sum(c.execution_count is not None for c in code), "code": len(code),
+    "pngs": sum("image/png" in o.get("data", {}) for c in code for o in c.outputs),
+    "first": "".join(o.get("text", "") for o in code[0].outputs),
+}))
+"""
+
+_WHERE = "import importlib.util as u, json; s = u.find_spec('bnguide'); print(s and s.origin)"
 
 
 def _clean_env() -> dict[str, str]:
@@ -175,3 +233,37 @@ def test_installed_wheel_loads_data_and_runs_the_console_script(venv, tmp_path):
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get("scripts", {})
     for name in scripts:
         _run([str(venv / "bin" / name), "--help"], cwd=tmp_path, env=env)
+
+
+def test_a_notebook_alone_installs_bnguide_and_runs(dist, bare_venv, tmp_path):
+    python = bare_venv / "bin" / "python"
+    env = _clean_env() | {"BNGUIDE_CACHE": str(tmp_path / "cache"), "PIP_NO_INDEX": "1"}
+    env.pop("MPLBACKEND")  # the kernel draws inline, as in Colab
+    where = _run([str(python), "-I", "-c", _WHERE], cwd=tmp_path, env=env).stdout.strip()
+    assert where == "None", f"bnguide is already importable in the bare environment: {where}"
+
+    # The notebook alone in an empty folder, its install cell pointed at the wheel built here
+    # (the stored cell installs the same release from the repository).
+    folder = tmp_path / "alone"
+    folder.mkdir()
+    notebook = folder / ALONE_NOTEBOOK.name
+    text = ALONE_NOTEBOOK.read_text(encoding="utf-8")
+    stored = install_cell.requirement()
+    first = json.loads(text)["cells"][0]
+    assert first["id"] == install_cell.CELL_ID and stored in "".join(first["source"])
+    notebook.write_text(text.replace(stored, f"bnguide @ {dist['wheel'].as_uri()}"), "utf-8")
+
+    kernels = tmp_path / "jupyter" / "kernels" / "bare"
+    kernels.mkdir(parents=True)
+    argv = [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (kernels / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python"}))
+    env |= {"JUPYTER_PATH": str(tmp_path / "jupyter"), "JUPYTER_DATA_DIR": str(tmp_path / "d")}
+    result = _run([str(python), "-I", "-c", _EXECUTE, str(notebook), "bare"], cwd=folder, env=env)
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["ran"] == report["code"] > 1, report
+    assert report["pngs"] >= 1, "the notebook drew no figure"
+    assert "restart the kernel" in report["first"], "the first cell did not run pip"
+
+    where = _run([str(python), "-I", "-c", _WHERE], cwd=tmp_path, env=env).stdout.strip()
+    assert Path(where).resolve().is_relative_to(bare_venv.resolve()), where
+    assert sorted(p.name for p in folder.iterdir()) == [notebook.name], "files left beside it"

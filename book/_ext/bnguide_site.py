@@ -1,7 +1,11 @@
 """A small Sphinx extension for the book's website.
 
-- Every page built from a notebook gets, right under its title, the one command that runs it in
-  a clone of the repository (the download button at the top gives the ``.ipynb`` itself).
+- Every page built from a notebook gets a short box, "Run this page yourself", after its opening
+  (before its first section): the one command that opens it in JupyterLab from a clone, and what
+  works elsewhere (the download and launch buttons; the notebook's first, hidden cell installs
+  bnguide there). The 30-second and 3-minute pages, shorter than the box, get a "Run this page"
+  button in the header instead, linking to the book's "Run it yourself" section.
+  The README's "Running one notebook" says the same; ``tests/test_packaging.py`` checks it.
 - Each script is included once: Sphinx 7 includes inline scripts that extensions register late
   (sphinx-thebe's configuration among them) twice, and the second copy of thebe's fails in the
   browser with "Identifier 'THEBE_JS_URL' has already been declared" on every page.
@@ -15,20 +19,29 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-__all__ = ["run_command", "setup"]
+__all__ = ["ELSEWHERE", "SHORT_PAGES", "run_command", "setup"]
 
 NOTE_CLASS = "bnguide-run-locally"
+# Pages shorter than the box: a header button instead.
+SHORT_PAGES = ("book/in-30-seconds.ipynb", "book/in-3-minutes.ipynb")
+# Where the header button of SHORT_PAGES points: the section of the intro that says it all.
+RUN_SECTION = ("book/intro", "run-it-yourself")
+# What works outside a clone; the README says the same words.
+ELSEWHERE = (
+    "Elsewhere, download the notebook (download button, top of the page) or open it in Colab or "
+    "Binder (launch button): its first, hidden cell installs bnguide when it is missing."
+)
 
 
 def run_command(source: str) -> str:
-    """The shell command that installs the environment and opens ``source`` in JupyterLab.
+    """The shell command that creates the environment if needed and opens ``source`` in JupyterLab.
 
     Parameters
     ----------
     source : str
         The notebook's path relative to the repository root, e.g. ``"book/data.ipynb"``.
     """
-    return f"make env && .venv/bin/jupyter lab {source}"
+    return f"make lab NOTEBOOK={source}"
 
 
 def _note(source: str) -> str:
@@ -36,11 +49,23 @@ def _note(source: str) -> str:
     return (
         f'<div class="admonition tip {NOTE_CLASS}">'
         '<p class="admonition-title">Run this page yourself</p>'
-        "<p>Download the notebook with the download button at the top of the page, or run it "
-        "from a clone of the repository with one command:</p>"
+        "<p>In a clone of the repository:</p>"
         f'<div class="highlight"><pre><span></span>{command}</pre></div>'
+        f"<p>{html.escape(ELSEWHERE)}</p>"
         "</div>"
     )
+
+
+def _after_opening(body: str) -> int | None:
+    """Where the page's opening ends: before its first section, else after its first paragraph."""
+    end_of_title = body.find("</h1>")
+    if end_of_title < 0:
+        return None
+    section = body.find("<section", end_of_title)
+    if section >= 0:
+        return section
+    paragraph = body.find("</p>", end_of_title)
+    return paragraph + len("</p>") if paragraph >= 0 else end_of_title + len("</h1>")
 
 
 def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
@@ -63,15 +88,28 @@ def _add_note(app, pagename, templatename, context, doctree) -> None:
     source = Path(app.env.doc2path(pagename, base=False))
     if source.suffix != ".ipynb":
         return
-    body = context["body"]
-    end_of_title = body.find("</h1>")
-    if end_of_title < 0:
+    if source.as_posix() in SHORT_PAGES:
+        page, anchor = RUN_SECTION
+        context.setdefault("header_buttons", []).insert(
+            0,
+            {
+                "type": "link",
+                "url": f"{context['pathto'](page)}#{anchor}",
+                "text": "Run this page",
+                "tooltip": "Run this page yourself: how, in a clone, Colab or Binder",
+                "icon": "fas fa-play",
+                "label": "bnguide-run-page",
+            },
+        )
         return
-    cut = end_of_title + len("</h1>")
-    context["body"] = body[:cut] + _note(source.as_posix()) + body[cut:]
+    cut = _after_opening(context["body"])
+    if cut is not None:
+        body = context["body"]
+        context["body"] = body[:cut] + _note(source.as_posix()) + body[cut:]
 
 
 def setup(app):
-    app.connect("html-page-context", _add_note)
+    # After sphinx-book-theme has prepared the header buttons (priority 500-501).
+    app.connect("html-page-context", _add_note, priority=600)
     app.connect("html-page-context", _dedupe_scripts)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
