@@ -789,6 +789,36 @@ def test_no_unrendered_markup_is_shown(crawl):
     _fail_listing({p: v for p, v in problems.items() if v}, "show MyST markup as raw text")
 
 
+# A Markdown table that reached the page as text: its delimiter row (``|---:|---|``, which the
+# smart-quotes pass may turn into dashes) or a line of three or more " | "-separated cells.
+_MARKDOWN_TABLE = re.compile(
+    r"\|\s*:?[-\u2013\u2014]{1,}:?\s*\|\s*:?[-\u2013\u2014]{1,}:?\s*\||"
+    r"^\s*\|(?:[^|\n]+\|){3,}\s*$",
+    re.M,
+)
+
+
+def test_no_markdown_table_is_shown_as_text(crawl):
+    """Tables must reach the reader as tables, not as a paragraph of pipes (e.g. a notebook
+    output made with ``IPython.display.Markdown``; use :class:`bnguide.table.Table`)."""
+    problems = {}
+    for p, r in _browsed(crawl).items():
+        found = _MARKDOWN_TABLE.findall(r.info["prose"])
+        if found:
+            problems[p] = [f[:60] for f in found[:3]]
+    _fail_listing(problems, "show Markdown table syntax as text instead of a table")
+
+
+def test_markdown_table_pattern_tells_tables_from_prose():
+    assert _MARKDOWN_TABLE.search("| step | paper, no BN | ours |\n|---:|---:|---:|")
+    assert _MARKDOWN_TABLE.search("| step | paper | ours | |\u2014:|\u2014:|")  # smart dashes
+    assert _MARKDOWN_TABLE.search("| a | b | c |")
+    assert not _MARKDOWN_TABLE.search("the norm |x| of a vector, and a | b as a bit-or")
+    assert not _MARKDOWN_TABLE.search(
+        "step\tpaper, no BN\tours\n4,000\t71.2\t55.3"
+    )  # a table's text
+
+
 def test_every_image_loads(crawl):
     problems = {p: r.info["all_images_loaded"] for p, r in _browsed(crawl).items()}
     _fail_listing({p: v for p, v in problems.items() if v}, "have images that do not load")
