@@ -805,7 +805,7 @@ def test_no_markdown_table_is_shown_as_text(crawl):
     for p, r in _browsed(crawl).items():
         found = _MARKDOWN_TABLE.findall(r.info["prose"])
         if found:
-            problems[p] = [f[:60] for f in found[:3]]
+            problems[p] = [f.strip()[:60] for f in found[:3]]
     _fail_listing(problems, "show Markdown table syntax as text instead of a table")
 
 
