@@ -74,6 +74,10 @@ def test_comparison_table_and_median_range():
     assert [r["step"] for r in rows] == [4000, 5000]
     assert rows[0]["baseline"] == pytest.approx((0.65, 0.6, 0.7))
     assert rows[1]["paper_bn"] == pytest.approx(0.956)
+    shown = ioffe_mnist.comparison_display(result)  # the same rows, in percent, as a table
+    assert shown.header[0] == "step" and len(shown.rows) == len(rows)
+    assert shown.rows[0][:3] == ["4,000", "71.2", "65.0 (60.0-70.0)"]
+    assert "<table" in shown._repr_html_() and "|" not in shown._repr_html_()
     np.testing.assert_allclose(ioffe_mnist.median_range(result, "baseline"), [1.5, 0.2])
     np.testing.assert_allclose(ioffe_mnist.median_range(result, "bn"), [0.1, 0.0])
     pooled = ioffe_mnist.median_range(result, "baseline", which="pooled")  # probe_all = probe + 1

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnguide.models import MLPSpec
+from bnguide.table import Table
 from bnguide.training import TrainLog, Variant, evaluation_steps, load_data, train_variants
 
 __all__ = [
@@ -35,7 +36,7 @@ __all__ = [
     "PAPER_PERCENTILES",
     "Config",
     "Result",
-    "comparison_markdown",
+    "comparison_display",
     "comparison_table",
     "median_range",
     "run",
@@ -214,8 +215,8 @@ def comparison_table(result: Result) -> list[dict]:
     return rows
 
 
-def comparison_markdown(result: Result) -> str:
-    """:func:`comparison_table` as a Markdown table (percent; ours as mean and seed range).
+def comparison_display(result: Result) -> Table:
+    """:func:`comparison_table` as a table to show (percent; ours as mean and seed range).
 
     Parameters
     ----------
@@ -223,13 +224,10 @@ def comparison_markdown(result: Result) -> str:
 
     Returns
     -------
-    str
-        A Markdown table, one row per step of the paper's Figure 1(a) that our run evaluated.
+    bnguide.table.Table
+        One row per step of the paper's Figure 1(a) that our run evaluated; a notebook cell
+        ending with it shows an HTML table.
     """
-    lines = [
-        "| step | paper, no BN | ours, no BN | paper, BN | ours, BN |",
-        "|---:|---:|---:|---:|---:|",
-    ]
 
     def ours(stats):
         mean, low, high = (100 * v for v in stats)
@@ -238,9 +236,10 @@ def comparison_markdown(result: Result) -> str:
     def paper(value):
         return "-" if np.isnan(value) else f"{100 * value:.1f}"
 
-    for row in comparison_table(result):
-        lines.append(
-            f"| {row['step']:,} | {paper(row['paper_baseline'])} | {ours(row['baseline'])} "
-            f"| {paper(row['paper_bn'])} | {ours(row['bn'])} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [f"{row['step']:,}", paper(row["paper_baseline"]), ours(row["baseline"])]
+        + [paper(row["paper_bn"]), ours(row["bn"])]
+        for row in comparison_table(result)
+    ]
+    header = ["step", "paper, no BN", "ours, no BN", "paper, BN", "ours, BN"]
+    return Table(header, rows, align="rrrrr")
