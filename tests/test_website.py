@@ -1007,6 +1007,17 @@ def test_chapters_end_with_where_to_go_next(crawl, server):
     _fail_listing(problems, "do not end with where to go next")
 
 
+def _short_pages() -> tuple[str, ...]:
+    path = ROOT / "book" / "_ext" / "bnguide_site.py"
+    spec = importlib.util.spec_from_file_location("bnguide_site", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SHORT_PAGES
+
+
+_SHORT_PAGES = _short_pages()
+
+
 def test_notebook_pages_offer_the_ipynb_and_the_command_that_runs_them(crawl, server):
     problems = {}
     for r in crawl.values():
@@ -1019,6 +1030,11 @@ def test_notebook_pages_offer_the_ipynb_and_the_command_that_runs_them(crawl, se
         ]
         if not downloads:
             problems[r.path] = "no link to download the .ipynb"
+        elif r.source in _SHORT_PAGES:
+            # Too short for the box: a header button points to the intro's "Run it yourself".
+            run_links = [u for u in r.info["links"] if u.endswith("intro.html#run-it-yourself")]
+            if not run_links:
+                problems[r.path] = "no link to the intro's 'Run it yourself' section"
         elif r.source not in r.info["run_note"]:
             problems[r.path] = "no note with the command that runs it locally"
     _fail_listing(problems, "cannot be downloaded or run as notebooks")
