@@ -102,6 +102,35 @@ def test_killing_the_cli_leaves_no_process_behind(tmp_path, sig):
             assert not any("Traceback" in line for line in err)
 
 
+def _sleep_long(rank, world):
+    time.sleep(300)
+    return rank
+
+
+def test_killing_a_launching_process_leaves_no_rank_behind(tmp_path):
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import test_faults; "
+        "from bnguide.distributed import launch; launch(test_faults._sleep_long, 2, timeout=300)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(ROOT / "tests")], env=_env(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        # the launcher, the forkserver and 2 ranks
+        started = _wait_until(lambda: len(_session_processes(proc.pid)) >= 4, timeout=90)
+        assert started, f"the ranks never started: {_session_processes(proc.pid)}"
+        time.sleep(1.0)  # the ranks are inside fn now
+        proc.kill()
+        proc.wait(timeout=10)
+        gone = _wait_until(lambda: not _session_processes(proc.pid), timeout=10)
+        assert gone, f"still alive 10 s after SIGKILL: {_session_processes(proc.pid)}"
+    finally:
+        for pid in _session_processes(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def _rank_1_raises(rank, world):
     x = torch.ones(3)
     if rank == 1:
