@@ -1,10 +1,17 @@
 """A result cache for experiments, keyed by the experiment, its config and the code version.
 
 The book runs every notebook twice in CI (once to build the site, once under nbval) and readers
-re-run notebooks; :func:`cached_run` makes each experiment compute once. Results are pickled to
+re-run notebooks; :func:`cached_run` makes each experiment compute once. Results are stored as
+arrays plus JSON with a checksum (:mod:`bnguide.results`, never pickles) in
 ``<cache root>/results/`` (``$BNGUIDE_CACHE/results`` when ``BNGUIDE_CACHE`` is set, else
 ``~/.cache/bnguide/results`` on Linux). Clear it with ``python -m bnguide cache clear`` or
 :func:`clear_cache`; set ``BNGUIDE_NO_CACHE=1`` to bypass it.
+
+A damaged entry (changed at any byte, truncated, or of an older format) is recomputed with a
+warning, never loaded. When the cache cannot be written (a read-only folder, ``BNGUIDE_CACHE``
+under a regular file) the computed result is still returned, with one warning. Temporary files
+of writes that were killed carry their process id and are removed by the next write or
+``cache clear``, which does not count them as results.
 
 The code version is a hash of every ``.py`` file of the installed bnguide package, so any change
 to the package invalidates every cached result: a stale result can never be shown.
@@ -27,16 +34,28 @@ import functools
 import hashlib
 import multiprocessing
 import os
-import pickle
+import re
+import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bnguide import results
 from bnguide.paths import cache_root
 
-__all__ = ["cached_run", "cached_runs", "cache_dir", "cache_key", "clear_cache", "code_version"]
+__all__ = [
+    "atomic_save",
+    "cached_run",
+    "cached_runs",
+    "cache_dir",
+    "cache_key",
+    "clear_cache",
+    "code_version",
+    "remove_stale_temporaries",
+]
 
 R = TypeVar("R")
 _PACKAGE_DIR = Path(__file__).resolve().parent
@@ -95,7 +114,7 @@ def cache_key(run: Callable[..., Any], config: Any) -> str:
 
 
 def cached_run(run: Callable[[Any], R], config: Any, *, refresh: bool = False) -> R:
-    """Return ``run(config)``, computing it only if no cached result exists.
+    """Return ``run(config)``, computing it only if no intact cached result exists.
 
     Parameters
     ----------
@@ -109,28 +128,117 @@ def cached_run(run: Callable[[Any], R], config: Any, *, refresh: bool = False) -
     Returns
     -------
     The experiment's Result, freshly computed or loaded from ``cache_dir()``.
+
+    Warns
+    -----
+    UserWarning
+        When a cached entry is damaged (it is recomputed) or the result cannot be stored
+        (it is returned all the same).
     """
-    path = cache_dir() / f"{cache_key(run, config)}.pkl"
-    use_cache = os.environ.get("BNGUIDE_NO_CACHE", "") in ("", "0")
+    path = _entry(run, config)
+    use_cache = _cache_in_use()
     if use_cache and not refresh and path.is_file():
         try:
-            with open(path, "rb") as f:
-                return pickle.load(f)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError):
-            path.unlink(missing_ok=True)  # unreadable entry (e.g. an interrupted old write)
+            return results.load(path)
+        except (OSError, results.ResultFileError) as exc:
+            warnings.warn(f"bnguide cache: recomputing: {exc}", stacklevel=2)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                pass
     result = run(config)
     if use_cache:
-        _atomic_pickle(result, path)
+        try:
+            name = getattr(sys.modules.get(run.__module__), "NAME", None)
+            atomic_save(result, path, experiment=name if isinstance(name, str) else None)
+        except OSError as exc:
+            warnings.warn(
+                f"bnguide cache: could not store the result in the cache ({exc}); "
+                "returning it uncached. Point BNGUIDE_CACHE at a writable folder.",
+                stacklevel=2,
+            )
     return result
 
 
-def _atomic_pickle(obj: Any, path: Path) -> None:
-    # Write to a temporary file in the same folder and rename it: a reader never sees half a file.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".pkl")
+def _entry(run: Callable[..., Any], config: Any) -> Path:
+    return cache_dir() / f"{cache_key(run, config)}.npz"
+
+
+def _cache_in_use() -> bool:
+    return os.environ.get("BNGUIDE_NO_CACHE", "") in ("", "0")
+
+
+_TEMPORARY = re.compile(r"\.tmp-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
     try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path, pattern: re.Pattern = _TEMPORARY) -> int:
+    """Delete the temporary files and folders in ``folder`` left by processes that died.
+
+    Temporary names carry the writer's process id (``.tmp-<pid>-...``); those whose process
+    no longer exists are removed, those of running writers are left alone.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+    pattern : re.Pattern
+        Matches temporary names at their start; group 1 is the process id.
+
+    Returns
+    -------
+    int
+        How many were removed.
+    """
+    import shutil
+
+    removed = 0
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+            try:
+                if entry.is_dir():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
+
+
+def atomic_save(result: Any, path: Path, *, experiment: str | None) -> None:
+    """Write ``result`` to ``path`` with :func:`bnguide.results.save`, all or nothing.
+
+    The file is written under a temporary name (carrying this process's id) in the same folder
+    and renamed: a reader never sees half a file. Temporaries of killed writers are removed.
+
+    Raises
+    ------
+    OSError
+        If the folder cannot be created or written (nothing is left behind).
+    TypeError
+        If the result holds a value that cannot be stored.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=".npz")
+    os.close(fd)
+    try:
+        results.save(tmp, result, experiment=experiment)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -138,20 +246,25 @@ def _atomic_pickle(obj: Any, path: Path) -> None:
 
 
 def clear_cache() -> int:
-    """Delete every cached result; return how many files were removed.
+    """Delete every cached result; return how many were removed.
+
+    Temporary files of killed writers go too, but are not counted; those of writers still
+    running are left alone.
 
     Returns
     -------
     int
-        The number of files deleted.
+        The number of cached results deleted.
     """
     folder = cache_dir()
     if not folder.is_dir():
         return 0
+    remove_stale_temporaries(folder)
     removed = 0
-    for path in folder.glob("*.pkl"):
-        path.unlink()
-        removed += 1
+    for path in [*folder.glob("*.npz"), *folder.glob("*.pkl")]:  # .pkl: the old format
+        if not path.name.startswith("."):
+            path.unlink()
+            removed += 1
     return removed
 
 
@@ -191,11 +304,8 @@ def cached_runs(
         processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if isinstance(processes, bool) or int(processes) != processes or processes < 1:
         raise ValueError(f"processes must be a positive integer, got {processes!r}.")
-    use_cache = os.environ.get("BNGUIDE_NO_CACHE", "") in ("", "0")
     missing = [
-        i
-        for i, c in enumerate(configs)
-        if not (use_cache and (cache_dir() / f"{cache_key(run, c)}.pkl").is_file())
+        i for i, c in enumerate(configs) if not (_cache_in_use() and _entry(run, c).is_file())
     ]
     computed = {}
     if len(missing) > 1 and processes > 1:

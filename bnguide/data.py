@@ -7,17 +7,22 @@ Files are found, in this order:
 2. otherwise downloaded once with :mod:`pooch` from the canonical locations into
    ``<cache root>/data/<name>/`` (see :func:`bnguide.paths.cache_root`).
 
-Every file is checked against the SHA-256 registry below before it is parsed.
+Every file is checked against the SHA-256 registry below before it is parsed. A download whose
+hash does not match is discarded and the next mirror is tried. Downloads go to a temporary folder
+named after the downloading process (``.tmp-<pid>-download``) and are moved into place once
+verified; such folders left by killed downloads are removed by the next download.
 
 Used in :doc:`/book/data`, and by every chapter that trains on MNIST or Fashion-MNIST.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,27 +167,43 @@ def _local_file(dataset: Dataset, filename: str, root: Path) -> Path:
 
 
 def _download(dataset: Dataset, filename: str, cache_dir: Path, urls: tuple[str, ...]) -> Path:
-    errors = []
-    for base in urls:
-        try:
-            # pooch downloads to a temporary file and moves it into the cache only when the
-            # hash matches, so a bad download is never left behind.
-            fname = pooch.retrieve(
-                url=base + filename,
-                known_hash=f"sha256:{dataset.sha256[filename]}",
-                fname=filename,
-                path=cache_dir,
-                progressbar=False,
-            )
-            return Path(fname)
-        except ValueError as exc:  # pooch: hash mismatch
-            errors.append(f"{base + filename}: {exc}")
-            raise CorruptFileError(
-                f"The download of {filename!r} from {base} does not match the registered "
-                f"SHA-256 and was discarded. ({exc})"
-            ) from exc
-        except Exception as exc:  # network errors of every kind
-            errors.append(f"{base + filename}: {type(exc).__name__}: {exc}")
+    from bnguide.cache import remove_stale_temporaries
+
+    expected = dataset.sha256[filename]
+    final = cache_dir / filename
+    if final.is_file() and _sha256(final) == expected:
+        return final
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(cache_dir)  # what killed downloads left behind
+    staging = cache_dir / f".tmp-{os.getpid()}-download"
+    errors, mismatches = [], []
+    try:
+        for base in urls:
+            try:
+                # pooch streams to a temporary file in `staging` and keeps it only if the hash
+                # matches; the verified file is then moved into place in one rename.
+                fname = pooch.retrieve(
+                    url=base + filename,
+                    known_hash=f"sha256:{expected}",
+                    fname=filename,
+                    path=staging,
+                    progressbar=False,
+                )
+                os.replace(fname, final)
+                return final
+            except ValueError as exc:  # pooch: hash mismatch; try the next mirror
+                mismatches.append(f"{base + filename}: {exc}")
+            except Exception as exc:  # network errors of every kind
+                errors.append(f"{base + filename}: {type(exc).__name__}: {exc}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            cache_dir.rmdir()  # only when empty: a failed first download leaves nothing
+    if mismatches:
+        raise CorruptFileError(
+            f"The download of {filename!r} does not match the registered SHA-256 on any mirror "
+            "and was discarded:\n" + "\n".join(f"  - {e}" for e in mismatches + errors)
+        )
     raise DataUnavailableError(
         f"Could not download {dataset.name}/{filename} and no local copy is configured.\n"
         + "\n".join(f"  - {e}" for e in errors)

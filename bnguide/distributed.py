@@ -5,7 +5,13 @@ start real processes on one machine (gloo on 127.0.0.1 by default), run the same
 each, and collect what each rank returns. A deadline bounds every launch: when it passes, the
 children are killed and :class:`TimeoutError` is raised, so a broken collective can never hang
 a notebook or CI. ``torchrun`` does the same job for scripts; this is the in-process version.
-Used in :doc:`/book/scale/sync-bn`.
+
+When one rank raises, the others usually fail too, with gloo's "connection closed by peer" as
+their peer goes away; :func:`launch` shows the first rank's own error (type, message,
+traceback) and summarizes these consequences in one line. It counts each rank's collective
+calls, so ranks that disagree on how many collectives to run (uneven step counts, or BN layers
+in train mode on one rank and eval mode on another) are named as such. Children exit when the
+launching process dies. Used in :doc:`/book/scale/sync-bn`.
 
 Examples
 --------
@@ -19,13 +25,13 @@ The function must live in an importable module (not in a notebook cell):
 
 from __future__ import annotations
 
+import collections
 import datetime
+import functools
 import multiprocessing as mp
-import os
 import queue as queue_module
 import socket
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -33,6 +39,8 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from bnguide.parallel_training import exit_with_parent
 
 __all__ = ["free_port", "launch"]
 
@@ -52,23 +60,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _exit_with_parent() -> None:
-    # If the launching process dies (a killed notebook kernel), exit too instead of waiting
-    # in a collective until its timeout.
-    parent = mp.parent_process()
-    if parent is not None:
+_COLLECTIVES = (
+    "all_reduce", "all_gather", "all_gather_into_tensor", "all_gather_object", "all_to_all",
+    "all_to_all_single", "barrier", "broadcast", "broadcast_object_list", "gather", "reduce",
+    "reduce_scatter", "reduce_scatter_tensor", "scatter", "send", "recv",
+)  # fmt: skip
+_CONNECTION_ERRORS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
 
-        def watch():
-            parent.join()
-            os._exit(1)
 
-        threading.Thread(target=watch, daemon=True).start()
+def _count_collectives() -> collections.Counter:
+    # Wrap torch.distributed's collectives (looked up at call time by every caller) to count them.
+    counts: collections.Counter = collections.Counter()
+    for name in _COLLECTIVES:
+        original = getattr(dist, name, None)
+        if original is None or getattr(original, "_bnguide_counted", False):
+            continue
+
+        @functools.wraps(original)
+        def counted(*args, _name=name, _original=original, **kwargs):
+            counts[_name] += 1
+            return _original(*args, **kwargs)
+
+        counted._bnguide_counted = True
+        setattr(dist, name, counted)
+    return counts
 
 
 def _child(rank, world_size, port, backend, timeout, threads, fn, args, results) -> None:
-    # Runs in each child process: join the group, run fn, report (rank, ok, value or traceback).
-    _exit_with_parent()
+    # Runs in each child process: join the group, run fn, report
+    # (rank, ok, value or (exception type, message, traceback), collective counts).
+    exit_with_parent()  # a killed notebook kernel must not leave ranks waiting in a collective
     torch.set_num_threads(threads)
+    counts = _count_collectives()
     try:
         if backend == "nccl":
             torch.cuda.set_device(rank % torch.cuda.device_count())
@@ -79,9 +102,11 @@ def _child(rank, world_size, port, backend, timeout, threads, fn, args, results)
             world_size=world_size,
             timeout=datetime.timedelta(seconds=timeout),
         )
-        results.put((rank, True, fn(rank, world_size, *args)))
-    except BaseException:
-        results.put((rank, False, traceback.format_exc()))
+        value = fn(rank, world_size, *args)
+        results.put((rank, True, value, dict(counts)))
+    except BaseException as exc:
+        error = (type(exc).__name__, str(exc), traceback.format_exc())
+        results.put((rank, False, error, dict(counts)))
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -161,7 +186,7 @@ def launch(
     ]
     for p in procs:
         p.start()
-    values, errors = {}, {}
+    values, errors, counts = {}, {}, {}
     deadline = time.monotonic() + timeout
     try:
         while len(values) + len(errors) < world_size:
@@ -173,7 +198,7 @@ def launch(
                     "probably waiting for a rank that never calls it."
                 )
             try:
-                rank, ok, value = results.get(timeout=min(0.2, deadline - now))
+                rank, ok, value, counts[rank] = results.get(timeout=min(0.2, deadline - now))
             except queue_module.Empty:
                 _check_alive(procs, values, errors)
                 continue
@@ -190,9 +215,57 @@ def launch(
                 p.kill()
                 p.join()
     if errors:
-        rank = min(errors)
-        raise RuntimeError(f"rank {rank} of {world_size} raised:\n{errors[rank]}")
+        raise RuntimeError(_explain(errors, values, counts, world_size))
     return [values[rank] for rank in range(world_size)]
+
+
+def _is_connection_error(error: tuple[str, str, str]) -> bool:
+    return any(text in error[1] or text in error[2] for text in _CONNECTION_ERRORS)
+
+
+def _count_text(counts: dict[str, int]) -> str:
+    ops = ", ".join(f"{op} x{n}" for op, n in sorted(counts.items()))
+    return f"{sum(counts.values())} ({ops})" if ops else "0"
+
+
+def _explain(errors: dict, values: dict, counts: dict, world_size: int) -> str:
+    """The message for a failed launch: the root cause first, its consequences summarized."""
+    primary = [r for r in sorted(errors) if not _is_connection_error(errors[r])]
+    secondary = [r for r in sorted(errors) if r not in primary]
+    totals = {r: sum(c.values()) for r, c in counts.items()}
+    per_rank = "; ".join(f"rank {r}: {_count_text(counts[r])}" for r in sorted(counts))
+    if primary:
+        rank = primary[0]
+        kind, message, trace = errors[rank]
+        text = f"rank {rank} of {world_size} raised: {kind}: {message}\n{trace.rstrip()}"
+        others = primary[1:]
+        if others:
+            text += f"\n{_ranks(others)} raised errors of their own too."
+        if secondary:
+            text += (
+                f"\n{_ranks(secondary)} then failed with a connection error (rank {rank} had "
+                "stopped): a consequence, not a cause."
+            )
+        silent = [r for r in range(world_size) if r not in errors and r not in values]
+        if silent:
+            text += f"\n{_ranks(silent)} did not report and were stopped."
+        return text
+    # Only connection errors: some rank left a collective the others were still in.
+    if len(set(totals.values())) > 1 or values:
+        return (
+            f"the {world_size} ranks ran different numbers of collective operations, so a rank "
+            "waited for a peer that had already finished "
+            f"(collective calls per rank: {per_rank}). Usual causes: uneven step or batch "
+            "counts between ranks, or BN layers in train mode on some ranks and eval mode on "
+            "others (SyncBatchNorm communicates in train mode only).\n"
+            f"rank {secondary[0]}'s error: {errors[secondary[0]][1]}"
+        )
+    rank = secondary[0]
+    return f"rank {rank} of {world_size} raised: {errors[rank][0]}:\n{errors[rank][2]}"
+
+
+def _ranks(ranks: list[int]) -> str:
+    return f"rank {ranks[0]}" if len(ranks) == 1 else "ranks " + ", ".join(map(str, ranks))
 
 
 def _check_alive(procs, values, errors) -> None:

@@ -25,7 +25,10 @@ Examples
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import queue
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -35,7 +38,7 @@ import torch
 import torch.multiprocessing as mp
 from tqdm import tqdm
 
-__all__ = ["deal_out", "train_in_processes"]
+__all__ = ["deal_out", "exit_with_parent", "train_in_processes"]
 
 _POLL_SECONDS = 0.5
 
@@ -92,8 +95,28 @@ def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[l
     return plans
 
 
+def exit_with_parent() -> None:
+    """In a child process: exit at once when the parent process ends, however it ends.
+
+    A daemon thread waits on the parent's sentinel (a pipe that closes when the parent dies,
+    SIGKILL included) and then ends this process with ``os._exit``, so a killed CLI or notebook
+    kernel never leaves workers training or waiting on a queue nobody reads. Does nothing in a
+    process that multiprocessing did not start.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch():
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
 def _worker(jobs, variants, data, kwargs, counter, results):
     """Child process: train each job with one torch thread, send back the logs or the error."""
+    exit_with_parent()
     from bnguide.training import train_variants  # the child imports bnguide afresh
 
     torch.set_num_threads(1)

@@ -51,12 +51,34 @@ def test_key_depends_on_code_version(monkeypatch):
 
 def test_a_corrupt_entry_is_recomputed_not_returned(tmp_path):
     cache.cached_run(run, Config())
-    (entry,) = cache.cache_dir().glob("*.pkl")
-    entry.write_bytes(b"half a pick")
-    assert cache.cached_run(run, Config()) == {"value": 6}
+    (entry,) = cache.cache_dir().glob("*.npz")
+    good = entry.read_bytes()
+    entry.write_bytes(good[: len(good) // 2])
+    with pytest.warns(UserWarning, match="recomputing: .* is damaged"):
+        assert cache.cached_run(run, Config()) == {"value": 6}
     assert len(CALLS) == 2
-    with open(entry, "rb") as f:
-        assert pickle.load(f) == {"value": 6}
+    assert entry.read_bytes() == good  # written again, the same bytes
+
+
+def test_an_entry_of_the_old_pickle_format_is_never_unpickled(tmp_path):
+    cache.cached_run(run, Config())
+    (entry,) = cache.cache_dir().glob("*.npz")
+    entry.write_bytes(pickle.dumps({"value": 666}))
+    with pytest.warns(UserWarning, match="is not a bnguide result file"):
+        assert cache.cached_run(run, Config()) == {"value": 6}
+
+
+def test_entries_are_result_files_naming_their_experiment(monkeypatch):
+    from bnguide import results
+    from bnguide.experiments import ghost_batch
+
+    def ghost_run(config):  # stands for ghost_batch.run: the key and name come from its module
+        return {"value": 1}
+
+    ghost_run.__module__ = ghost_batch.__name__
+    cache.cached_run(ghost_run, Config())
+    (entry,) = cache.cache_dir().glob("ghost_batch-*.npz")
+    assert results.read(entry) == ("ghost-batch", {"value": 1})
 
 
 def test_failed_run_leaves_nothing_behind():
@@ -68,9 +90,9 @@ def test_failed_run_leaves_nothing_behind():
     assert not cache.cache_dir().exists() or list(cache.cache_dir().iterdir()) == []
 
 
-def test_unpicklable_result_leaves_no_temporary_file():
-    with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
-        cache.cached_run(lambda c: lambda: None, Config())
+def test_a_result_holding_code_is_refused_and_leaves_no_temporary_file():
+    with pytest.raises(TypeError, match=r"result\[0\]: a result cannot hold a builtins.function"):
+        cache.cached_run(lambda c: [lambda: None], Config())
     assert list(cache.cache_dir().iterdir()) == []
 
 

@@ -25,7 +25,7 @@ def _same(a, b):
 def test_workers_compute_what_this_process_computes_in_order(private_cache, monkeypatch):
     parallel = cached_runs(dln.run, TINY, processes=2)
     assert [r.config.seed for r in parallel] == [0, 1, 2]
-    assert len(list(cache_dir().glob("*.pkl"))) == 3  # each seed cached on its own
+    assert len(list(cache_dir().glob("*.npz"))) == 3  # each seed cached on its own
     monkeypatch.setenv("BNGUIDE_NO_CACHE", "1")
     for config, result in zip(TINY, parallel, strict=True):
         _same(result, cached_run(dln.run, config))  # same kernels, one thread: the same bits

@@ -1,14 +1,13 @@
 """``python -m bnguide``: run in a subprocess, as a user would, on tiny settings."""
 
 import os
-import pickle
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from bnguide.cli import make_config
+from bnguide.cli import RESULT_FILE, load_result, make_config
 from bnguide.experiments import eval_statistics, ioffe_mnist
 
 
@@ -30,17 +29,15 @@ def test_list_names_the_experiments():
 def test_run_writes_results_and_figures_and_plot_reads_them_back(tmp_path):
     out = bnguide("run", "ioffe-mnist", "--steps", "30", "--seeds", "2", "--out", str(tmp_path))
     assert out.returncode == 0, out.stderr
-    with open(tmp_path / "result.pkl", "rb") as f:
-        saved = pickle.load(f)
-    result = saved["result"]
-    assert saved["experiment"] == "ioffe-mnist"
+    module, result = load_result(tmp_path)  # data, not a pickle: see tests/test_results.py
+    assert module is ioffe_mnist and RESULT_FILE == "result.npz"
     assert result.config.steps == 30 and result.config.seeds == (0, 1)
     assert result.log.test_accuracy.shape[:2] == (2, 2)
     figures = sorted(p.name for p in tmp_path.glob("*.png"))
     assert figures == ["accuracy.png", "percentiles.png", "percentiles_all_units.png"]
     for p in tmp_path.glob("*.png"):
         p.unlink()
-    again = bnguide("plot", str(tmp_path))  # no retraining: redraw from result.pkl
+    again = bnguide("plot", str(tmp_path))  # no retraining: redraw from result.npz
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in tmp_path.glob("*.png")) == figures
     assert "steps=30" in (tmp_path / "config.txt").read_text()
@@ -60,7 +57,8 @@ def test_run_writes_results_and_figures_and_plot_reads_them_back(tmp_path):
             ("run", "eval-statistics", "--device", "cpu"),
             "error: experiment 'eval-statistics' has no setting 'device' (--device); its settings",
         ),
-        (("plot", "/nonexistent/folder"), "result.pkl' does not exist: pass a folder written by"),
+        (("plot", "/nonexistent/folder"), "result.npz' does not exist: pass a folder written by"),
+        (("run", "ioffe-mnist", "--seeds", "5000"), "argument --seeds: at most 1,000 seeds"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),
     ],
 )
@@ -68,6 +66,7 @@ def test_bad_arguments_fail_clearly(args, message):
     out = bnguide(*args)
     assert out.returncode == 2
     assert message in out.stderr
+    assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1  # one line
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

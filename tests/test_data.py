@@ -136,6 +136,51 @@ def test_download_with_wrong_hash_is_rejected_and_not_cached(no_local_data, http
 
 
 @needs_local
+def test_a_mirror_with_wrong_bytes_falls_back_to_the_next(no_local_data, tmp_path):
+    servers = []
+    try:
+        for dataset in ("fashion-mnist", "mnist"):  # the first mirror serves the wrong bytes
+            folder = tmp_path / dataset
+            shutil.copytree(LOCAL / dataset, folder)
+            servers.append(_serve(folder))
+        cache = tmp_path / "cache"
+        paths = data.fetch("mnist", cache_dir=cache, urls=tuple(url for _, url in servers))
+        assert sorted(p.name for p in cache.iterdir()) == sorted(FILES)  # nothing else left
+        for f, path in paths.items():
+            assert data._sha256(path) == data.DATASETS["mnist"].sha256[f]
+    finally:
+        for server, _ in servers:
+            server.shutdown()
+            server.server_close()
+
+
+@needs_local
+def test_temporary_files_of_killed_downloads_are_removed(no_local_data, http_folder, tmp_path):
+    import subprocess
+    import sys
+
+    folder, url = http_folder
+    for f in FILES:
+        shutil.copy(LOCAL / "mnist" / f, folder / f)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    cache = tmp_path / "cache"
+    stale = cache / f".tmp-{int(dead.stdout)}-download"  # what a SIGKILL mid-download leaves
+    stale.mkdir(parents=True)
+    (stale / "tmpabc123").write_bytes(b"\0" * 1000)
+    data.fetch("mnist", cache_dir=cache, urls=(url,))
+    assert sorted(p.name for p in cache.iterdir()) == sorted(FILES)
+
+
+def _serve(folder):
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@needs_local
 def test_local_copy_with_wrong_hash_is_rejected(monkeypatch, tmp_path):
     shutil.copytree(LOCAL / "mnist", tmp_path / "mnist")
     target = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
