@@ -1,5 +1,8 @@
 """Tests of bnguide.noisy_bn: the injected covariate shift of Santurkar et al. 2018, Algorithm 1."""
 
+import dataclasses
+
+import numpy as np
 import pytest
 import torch
 
@@ -171,3 +174,27 @@ def test_experiment_rejects_unknown_variant():
 
     with pytest.raises(ValueError, match="Unknown variants"):
         exp.run(exp.Config(variants=("standard", "gn")))
+
+
+def test_seeds_run_apart_and_combined_equal_one_run_over_all_seeds():
+    from bnguide.experiments import santurkar_noisy_bn as exp
+
+    cfg = exp.Config(
+        hidden=(8, 8),
+        steps=4,
+        eval_every=2,
+        n_eval=50,
+        probe_layer=1,
+        snapshot_every=2,
+        n_probe=32,
+        n_units=3,
+        seeds=(0, 1),
+    )
+    together = exp.run(cfg)
+    apart = exp.combine(exp.run(c) for c in exp.seed_configs(cfg, seeds=(0, 1)))
+    assert apart.config == together.config
+    for field in ("train_accuracy", "shift", "drift", "units"):
+        for v in cfg.variants:
+            np.testing.assert_array_equal(getattr(apart, field)[v], getattr(together, field)[v])
+    with pytest.raises(ValueError, match="differ only in their seeds"):
+        exp.combine([together, exp.run(dataclasses.replace(cfg, steps=2, seeds=(2,)))])

@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -33,7 +34,25 @@ DESCRIPTION = (
     "Santurkar et al. 2018 Fig. 2 on Fashion-MNIST: standard vs BN vs noisy BN vs noisy "
     "standard net, accuracy and layer-input distribution shift"
 )
-__all__ = ["VARIANTS", "Config", "Result", "run"]
+__all__ = [
+    "PAPER_ACCURACY",
+    "PAPER_STEPS",
+    "SEEDS",
+    "VARIANTS",
+    "Config",
+    "Result",
+    "combine",
+    "run",
+    "seed_configs",
+]
+
+SEEDS = (0, 1, 2)
+"""The seeds over which the book states every claim of this experiment."""
+
+PAPER_STEPS = (1000, 2000, 5000)
+PAPER_ACCURACY = {"standard": (50, 72, 94), "bn": (80, 90, 98), "noisy-bn": (74, 86, 96)}
+"""Santurkar et al. (2018), Figure 2 (VGG, CIFAR-10): training accuracy (%) at
+:data:`PAPER_STEPS`. The standard network with the same noise did not train."""
 
 # variant name -> (norm, noise)
 VARIANTS = {
@@ -182,3 +201,65 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         out["drift"][v] = np.stack(per[v]["drift"])
         out["units"][v] = np.stack(per[v]["units"])
     return Result(config=config, eval_steps=eval_steps, snapshot_steps=snap_steps, **out)
+
+
+def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
+    """``config`` once per seed (``seeds=(s,)``), for :func:`bnguide.cache.cached_runs`.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Every setting but the seeds.
+    seeds : sequence of int, optional
+        By default :data:`SEEDS`.
+
+    Returns
+    -------
+    list of Config
+    """
+    return [dataclasses.replace(config, seeds=(int(s),)) for s in seeds]
+
+
+def combine(results) -> Result:
+    """One Result from runs that differ only in their seeds, stacked along the seed axis.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        For example one per config of :func:`seed_configs`.
+
+    Returns
+    -------
+    Result
+        Its ``config.seeds`` lists every seed in order; ``seconds`` adds up the runs' times.
+
+    Raises
+    ------
+    ValueError
+        If the runs differ in anything but their seeds.
+    """
+    results = list(results)
+    if not results:
+        raise ValueError("combine needs at least one Result.")
+    base = dataclasses.replace(results[0].config, seeds=())
+    for r in results[1:]:
+        if dataclasses.replace(r.config, seeds=()) != base:
+            raise ValueError(
+                f"combine needs runs that differ only in their seeds; got {r.config} and "
+                f"{results[0].config}."
+            )
+    seeds = tuple(s for r in results for s in r.config.seeds)
+
+    def stack(field):
+        return {v: np.concatenate([getattr(r, field)[v] for r in results]) for v in base.variants}
+
+    return Result(
+        config=dataclasses.replace(base, seeds=seeds),
+        eval_steps=results[0].eval_steps,
+        snapshot_steps=results[0].snapshot_steps,
+        train_accuracy=stack("train_accuracy"),
+        shift=stack("shift"),
+        drift=stack("drift"),
+        units=stack("units"),
+        seconds={v: sum(r.seconds[v] for r in results) for v in base.variants},
+    )
