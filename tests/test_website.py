@@ -262,7 +262,7 @@ def test_notebooks_that_draw_are_stored_with_their_figures():
 
 # Notebooks whose claims are being rewritten elsewhere (issue 16): their check cells get their
 # boxes with that rewrite. Remove a notebook from here once `book/cell_display.py` lists none.
-_BOXES_PENDING = {"book/why/ics.ipynb", "book/why/smoothness.ipynb"}
+_BOXES_PENDING: set[str] = set()
 
 
 def test_check_cells_are_folded_into_a_labelled_box():
