@@ -71,16 +71,28 @@ def _input_gradient(
     scale: Tensor,
     dbeta: Tensor,
     dgamma: Tensor,
+    out: Tensor | None = None,
 ) -> Tensor:
     # dx = scale * (g - (dbeta + x_hat * dgamma) / m), with x_hat = centered * invstd and
     # scale = gamma * invstd, evaluated as a * g + b * centered + c with per-channel a, b, c:
-    # two passes over memory, laid out like the input (torch's kernel does the same)
+    # two passes over memory, laid out like the input (torch's kernel does the same).
+    # ``out`` may name a scratch tensor to write into.
     ndim = centered.dim()
     k = scale / -(centered.numel() // centered.shape[1])  # -scale / m, (C,)
     c = _per_channel(k * dbeta, ndim)
     b = _per_channel(k * invstd * dgamma, ndim)
-    grad_input = torch.addcmul(c, centered, b)  # (N, C, *), the memory format of the input
+    if out is None:
+        grad_input = torch.addcmul(c, centered, b)  # (N, C, *)
+    else:
+        grad_input = torch.addcmul(c, centered, b, out=out)
     return grad_input.addcmul_(grad_out, _per_channel(scale, ndim))
+
+
+def _plain(t: Tensor) -> bool:
+    # not wrapped by torch.func (vmap, grad, jvp) or autograd's batched gradients (gradcheck's
+    # check_batched_grad): those have no rule for out= operations
+    functorch = torch._C._functorch
+    return not (functorch.is_functorch_wrapped_tensor(t) or functorch.is_legacy_batchedtensor(t))
 
 
 class BatchNormFunction(torch.autograd.Function):
@@ -124,17 +136,24 @@ class BatchNormFunction(torch.autograd.Function):
         if grad_out is None:  # no gradient reached the output (the statistics get none)
             return None, None, None, None
         input, centered, invstd, weight = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph=True: the backward is differentiated
+        double = torch.is_grad_enabled()  # create_graph=True: the backward is differentiated
+        if double:
             # rebuild the statistics from the input with differentiable operations, so that
             # second derivatives flow through them too
             centered, _, _, invstd = _batch_statistics(input, ctx.eps)
         dims = reduce_dims(centered)
+        scratch = centered * grad_out  # (N, C, *), laid out like the input
         dbeta = grad_out.sum(dims)  # (C,)
-        dgamma = (grad_out * centered).sum(dims) * invstd  # sum(g * x_hat), (C,)
+        dgamma = scratch.sum(dims) * invstd  # sum(g * x_hat), (C,)
         grad_input = None
         if ctx.needs_input_grad[0]:
             scale = invstd if weight is None else invstd * weight  # (C,)
-            grad_input = _input_gradient(grad_out, centered, invstd, scale, dbeta, dgamma)
+            # reuse the scratch tensor for the result unless autograd is recording (double
+            # backward) or torch.func has wrapped the tensors (vmap: no out= rule)
+            reuse = not double and _plain(scratch)
+            grad_input = _input_gradient(
+                grad_out, centered, invstd, scale, dbeta, dgamma, scratch if reuse else None
+            )
         grad_weight = dgamma if weight is not None and ctx.needs_input_grad[1] else None
         grad_bias = dbeta if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_input, grad_weight, grad_bias, None
