@@ -377,24 +377,27 @@ def _fwad_cases():
     for i, info in enumerate(MODULE_INFOS):
         for training in (True, False):
             mode = "train" if training else "eval"
-            for j in range(len(_module_samples(i, torch.float64, training))):
-                cases.append(pytest.param(i, training, j, id=f"{info.name}-{mode}-{j}-fwad"))
+            for dtype in (torch.float64, torch.float32):
+                for j in range(len(_module_samples(i, torch.float64, training))):
+                    case_id = f"{info.name}-{mode}-{j}-{str(dtype)[6:]}-fwad"
+                    cases.append(pytest.param(i, training, j, dtype, id=case_id))
     return cases
 
 
-@pytest.mark.parametrize(("info_index", "training", "j"), _fwad_cases())
-def test_module_forward_ad(info_index, training, j, request):
+@pytest.mark.parametrize(("info_index", "training", "j", "dtype"), _fwad_cases())
+def test_module_forward_ad(info_index, training, j, dtype, request):
     info = MODULE_INFOS[info_index]
     reason = _difference(request.node.callspec.id)
     if reason:
         request.applymarker(pytest.mark.xfail(reason=reason, strict=False))
     sample = _module_samples(info_index, torch.float64, training)[j]
-    x = sample.forward_input.args[0].detach()
-    torch_m = _build(info.module_cls, sample, torch.float64, training, None)
-    ours_m = _build(OURS_MODULE[info.module_cls], sample, torch.float64, training, None)
+    x = sample.forward_input.args[0].detach().to(dtype)
+    torch_m = _build(info.module_cls, sample, dtype, training, None)
+    ours_m = _build(OURS_MODULE[info.module_cls], sample, dtype, training, None)
     gen = torch.Generator().manual_seed(j)
     tangents = tuple(
-        torch.randn(t.shape, generator=gen, dtype=torch.float64) for t in (x, *torch_m.parameters())
+        torch.randn(t.shape, generator=gen, dtype=torch.float64).to(dtype)
+        for t in (x, *torch_m.parameters())
     )
     out_t, tan_t = _module_jvp(torch_m, x, tangents)
     out_o, tan_o = _module_jvp(ours_m, x, tangents)
@@ -453,6 +456,10 @@ def _op_cases():
             for j in range(len(_op_samples(i, dtype))):
                 case_id = f"{op.name}-{j}-{str(dtype)[6:]}"
                 cases.append(pytest.param(i, dtype, j, "compare", id=case_id))
+                if dtype in (torch.float64, torch.float32):
+                    cases.append(pytest.param(i, dtype, j, "fwad", id=case_id + "-fwad"))
+                if dtype in REDUCED:  # float32 parameters and statistics, reduced input
+                    cases.append(pytest.param(i, dtype, j, "mixed", id=case_id + "-mixed"))
                 if dtype == torch.float64:
                     cases.append(pytest.param(i, dtype, j, "gradcheck", id=case_id + "-gradcheck"))
     return cases
@@ -469,6 +476,11 @@ def test_op_sample(op_index, dtype, j, check, request):
     if check == "gradcheck":
         _gradcheck_op(op, ours, sample)
         return
+    if check == "fwad":
+        _forward_ad_op(op, ours, sample, j)
+        return
+    if check == "mixed":
+        sample = _with_float32_tensor_args(sample)
     order = 2 if dtype in (torch.float64, torch.float32) else 1
     try:
         expected = _run_op(op.op, sample, j, order)
@@ -492,6 +504,52 @@ def test_op_sample(op_index, dtype, j, check, request):
         what = f"tensor argument {k} after the call (running statistics)"
         _close_or_nearer(b_o, b_t, lambda k=k: reference()[1][k], what)
     _compare_second_order(second_o, second_t)
+
+
+def _with_float32_tensor_args(sample):
+    # the input stays in its dtype; weight, bias and running statistics become float32
+    def up(t):
+        return t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+
+    return type(sample)(
+        sample.input,
+        args=tuple(up(a) for a in sample.args),
+        kwargs={k: up(v) for k, v in sample.kwargs.items()},
+    )
+
+
+def _forward_ad_op(op, ours, sample, j):
+    # dual tensors for the input and every differentiable argument; compare torch's tangent
+    import torch.autograd.forward_ad as fwad
+
+    results = []
+    for fn in (op.op, ours):
+        x, args, kwargs = _clone_sample(sample)
+        gen = torch.Generator().manual_seed(j)
+
+        def dual(t, gen=gen):
+            if isinstance(t, torch.Tensor) and t.requires_grad:
+                tangent = torch.randn(t.shape, generator=gen, dtype=torch.float64).to(t.dtype)
+                return fwad.make_dual(t.detach(), tangent)
+            return t
+
+        with fwad.dual_level():
+            try:
+                out = fn(
+                    dual(x), *[dual(a) for a in args], **{k: dual(v) for k, v in kwargs.items()}
+                )
+            except Exception as error:
+                results.append(error)
+                continue
+            primal, tangent = fwad.unpack_dual(out)
+            results.append((primal.detach().clone(), None if tangent is None else tangent.clone()))
+    theirs, mine = results
+    if isinstance(theirs, Exception):
+        assert isinstance(mine, type(theirs)), f"torch raises {theirs!r}, bnguide gives {mine!r}"
+        return
+    assert not isinstance(mine, Exception), f"bnguide raises {mine!r}"
+    _close(mine[0], theirs[0], "output")
+    _close(mine[1], theirs[1], "forward-mode derivative")
 
 
 def _gradcheck_op(op, ours, sample):
