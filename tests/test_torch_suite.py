@@ -716,3 +716,24 @@ def test_error_types_are_torchs():
         bf.batch_norm(x, torch.zeros(4), torch.ones(4))
     with pytest.raises(RuntimeError, match="at least 1-dimensional"):
         bnorms.layer_norm(x, ())
+
+
+def test_the_suite_draws_at_least_2000_cases_from_torchs_test_inputs():
+    def applicable(param):
+        info_index, dtype, training, j, variant = param.values
+        if variant != "cl":
+            return True
+        sample = _module_samples(info_index, torch.float64, training)[j]
+        return any(
+            isinstance(a, torch.Tensor) and a.dim() in (4, 5) for a in sample.forward_input.args
+        )
+
+    drawn = (
+        sum(applicable(p) for p in _module_cases())
+        + len(_fwad_cases())
+        + len(_state_dict_cases())
+        + len(_module_error_cases())
+        + len(_op_cases())
+        + len(_op_error_cases())
+    )
+    assert drawn >= 2000, drawn
