@@ -76,16 +76,15 @@ def _input_gradient(
     # dx = scale * (g - (dbeta + x_hat * dgamma) / m), with x_hat = centered * invstd and
     # scale = gamma * invstd, evaluated as a * g + b * centered + c with per-channel a, b, c:
     # two passes over memory, laid out like the input (torch's kernel does the same).
-    # ``out`` may name a scratch tensor to write into.
+    # ``out`` may name a scratch tensor (laid out like the input) to write into.
     ndim = centered.dim()
     k = scale / -(centered.numel() // centered.shape[1])  # -scale / m, (C,)
     c = _per_channel(k * dbeta, ndim)
     b = _per_channel(k * invstd * dgamma, ndim)
-    if out is None:
-        grad_input = torch.addcmul(c, centered, b)  # (N, C, *)
-    else:
-        grad_input = torch.addcmul(c, centered, b, out=out)
-    return grad_input.addcmul_(grad_out, _per_channel(scale, ndim))
+    a = _per_channel(scale, ndim)
+    if out is None:  # a fresh tensor, laid out like the input (not like grad_out)
+        return torch.addcmul(c, centered, b).addcmul_(grad_out, a)  # (N, C, *)
+    return torch.addcmul(c, grad_out, a, out=out).addcmul_(centered, b)  # (N, C, *)
 
 
 def _plain(t: Tensor) -> bool:
