@@ -18,6 +18,7 @@ Examples
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm as _TorchBatchNorm
 
@@ -58,17 +59,23 @@ class _BatchNorm(_TorchBatchNorm):
         With ``affine``, whether to learn the shift (PyTorch >= 2.6 has this switch too).
     """
 
-    def _check_input_dim(self, input: Tensor) -> None:
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         raise NotImplementedError
 
     def forward(self, input: Tensor) -> Tensor:
+        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
+        compiles this method and calls the Python implementation below from it."""
+        self._check_input_dim(input)
+        return self._forward(input)
+
+    @torch.jit.ignore
+    def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         """Normalize ``input`` over its batch (and spatial) dimensions, channel by channel.
 
         Shape
         -----
         input, output: ``(N, C, *)`` with ``C = num_features``, as the subclass expects.
         """
-        self._check_input_dim(input)
         _validation.check_num_channels(input, self.num_features, self._get_name())
 
         # Which statistics: batch ones in training, and in evaluation when none are tracked.
@@ -108,7 +115,8 @@ class BatchNorm1d(_BatchNorm):
     ``_BatchNorm``.
     """
 
-    def _check_input_dim(self, input: Tensor) -> None:
+    @torch.jit.ignore
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         if input.dim() not in (2, 3):
             raise ValueError(
                 _dims_message("2D or 3D", input, "(N, C) or (N, C, L)")
@@ -123,7 +131,8 @@ class BatchNorm2d(_BatchNorm):
     Statistics per channel over ``N``, ``H`` and ``W``; one ``weight``/``bias`` per channel.
     """
 
-    def _check_input_dim(self, input: Tensor) -> None:
+    @torch.jit.ignore
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         if input.dim() != 4:
             raise ValueError(
                 _dims_message("4D", input, "(N, C, H, W)")
@@ -138,7 +147,8 @@ class BatchNorm3d(_BatchNorm):
     Statistics per channel over ``N``, ``D``, ``H`` and ``W``.
     """
 
-    def _check_input_dim(self, input: Tensor) -> None:
+    @torch.jit.ignore
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         if input.dim() != 5:
             raise ValueError(
                 _dims_message("5D", input, "(N, C, D, H, W)")

@@ -737,3 +737,26 @@ def test_the_suite_draws_at_least_2000_cases_from_torchs_test_inputs():
         + len(_op_error_cases())
     )
     assert drawn >= 2000, drawn
+
+
+@pytest.mark.parametrize(
+    ("make", "shape"),
+    [
+        (lambda: bnn.BatchNorm2d(3), (4, 3, 2, 2)),
+        (lambda: bnn.BatchNorm1d(3, momentum=None), (4, 3)),
+        (lambda: bnorms.GroupNorm(1, 3), (4, 3, 2)),
+        (lambda: bnorms.LayerNorm(3), (4, 3)),
+        (lambda: bnorms.RMSNorm(3), (4, 3)),
+        (lambda: bnorms.InstanceNorm2d(3), (4, 3, 2, 2)),
+        (lambda: bnorms.InstanceNorm1d(3, affine=True, track_running_stats=True), (3, 5)),
+    ],
+)
+def test_modules_are_scriptable(make, shape):
+    # torch.jit.script of each layer, as torch's own layers allow (the arithmetic is called
+    # from the compiled forward as Python: the scripted module runs, but cannot be saved)
+    m = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        scripted = torch.jit.script(make())
+    x = torch.randn(shape)
+    torch.testing.assert_close(scripted(x), m(x))

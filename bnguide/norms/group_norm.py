@@ -150,6 +150,12 @@ class GroupNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
+        compiles this method and calls the Python implementation below from it."""
+        return self._forward(input)
+
+    @torch.jit.ignore
+    def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         if input.dim() >= 2 and input.shape[1] != self.num_channels:
             raise TorchRuntimeError(
                 f"GroupNorm({self.num_groups}, {self.num_channels}) expects input of shape "

@@ -107,16 +107,18 @@ class _InstanceNorm(_TorchInstanceNorm):
     """
 
     _NO_BATCH_DIM = 0  # number of dims of an unbatched input, set by subclasses
+    __constants__ = [*_TorchInstanceNorm.__constants__, "_NO_BATCH_DIM"]  # for TorchScript
 
-    def _get_no_batch_dim(self) -> int:
+    def _get_no_batch_dim(self):
         return self._NO_BATCH_DIM
 
-    def _check_input_dim(self, input: torch.Tensor) -> None:
-        n = self._NO_BATCH_DIM
+    def _check_input_dim(self, input):
+        n = self._get_no_batch_dim()
         if input.dim() not in (n, n + 1):
             raise ValueError(f"expected {n}D or {n + 1}D input (got {input.dim()}D input)")
 
-    def _apply_instance_norm(self, input: torch.Tensor) -> torch.Tensor:
+    @torch.jit.ignore
+    def _apply_instance_norm(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return instance_norm(
             input,
             self.running_mean,

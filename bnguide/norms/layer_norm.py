@@ -149,6 +149,12 @@ class LayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
+        compiles this method and calls the Python implementation below from it."""
+        return self._forward(input)
+
+    @torch.jit.ignore
+    def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:
