@@ -760,3 +760,24 @@ def test_modules_are_scriptable(make, shape):
         scripted = torch.jit.script(make())
     x = torch.randn(shape)
     torch.testing.assert_close(scripted(x), m(x))
+
+
+def test_batch_renorm_trains_on_an_empty_batch_like_batchnorm():
+    # test_batchnorm_empty, for the layer torch lacks: empty output, stats unchanged, zero grads
+    m = bnorms.BatchRenorm1d(5)
+    x = torch.randn(0, 5, 9, requires_grad=True)
+    m(x).sum().backward()
+    assert torch.equal(m.running_mean, torch.zeros(5))
+    assert torch.equal(m.running_var, torch.ones(5))
+    assert torch.equal(m.weight.grad, torch.zeros(5))
+
+
+def test_deliberate_difference_mixed_dtypes_are_accepted():
+    # Deliberate: bnguide computes in the input's dtype and stores into buffers of their own
+    # dtype (float64 input, float32 statistics); torch's CPU kernel refuses "mixed dtype".
+    x = torch.randn(8, 3, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="mixed dtype"):
+        F.batch_norm(x, torch.zeros(3), torch.ones(3), training=True)
+    rm, rv = torch.zeros(3), torch.ones(3)
+    out = bf.batch_norm(x, rm, rv, training=True)
+    assert out.dtype == torch.float64 and rm.dtype == torch.float32
