@@ -328,6 +328,16 @@ def opmath_dtype(dtype: torch.dtype) -> torch.dtype:
 
     PyTorch's CPU and CUDA kernels accumulate reduced-precision inputs in float32 ("opmath")
     and round the result once; every bnguide normalizer does the same.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        The input's dtype.
+
+    Returns
+    -------
+    torch.dtype
+        ``torch.float32`` for ``torch.float16`` and ``torch.bfloat16``; ``dtype`` otherwise.
     """
     return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
