@@ -781,3 +781,21 @@ def test_deliberate_difference_mixed_dtypes_are_accepted():
     rm, rv = torch.zeros(3), torch.ones(3)
     out = bf.batch_norm(x, rm, rv, training=True)
     assert out.dtype == torch.float64 and rm.dtype == torch.float32
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_torch_fusion_utils_fold_bnguide_batchnorm(transpose):
+    # TestFusionEval.test_fuse_module_eval_numerics / TestFusionUtils, with bnguide's layer
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    torch.manual_seed(0)
+    conv = (nn.ConvTranspose2d if transpose else nn.Conv2d)(3, 4, 3).double().eval()
+    bn = bnn.BatchNorm2d(4, dtype=torch.float64)
+    bn.train()
+    for _ in range(3):
+        bn(conv(torch.randn(8, 3, 6, 6, dtype=torch.float64)))
+    bn.eval()
+    bn.weight.data.uniform_(0.5, 2)
+    fused = fuse_conv_bn_eval(conv, bn, transpose=transpose)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(fused(x), bn(conv(x)))
