@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "TorchRuntimeError",
     "check_batch_size",
     "check_eps",
     "check_floating_point",
@@ -19,6 +20,15 @@ __all__ = [
     "check_num_channels",
     "check_per_channel",
 ]
+
+
+class TorchRuntimeError(ValueError, RuntimeError):
+    """A bad argument where PyTorch raises ``RuntimeError``: catchable as either.
+
+    bnguide reports bad arguments as ``ValueError``; torch's kernels raise ``RuntimeError``
+    for the same mistakes (a wrong-size weight, a channel count that does not match). A
+    drop-in must raise what torch raises, so these errors are both.
+    """
 
 
 def _is_floating(x: Any) -> bool:
@@ -48,9 +58,9 @@ def check_min_dims(x: Any, where: str) -> None:
 
 
 def check_num_channels(x: Any, num_features: int, where: str) -> None:
-    """Raise ``ValueError`` unless dimension 1 of ``x`` has ``num_features`` entries."""
+    """Raise :class:`TorchRuntimeError` unless dimension 1 of ``x`` has ``num_features`` entries."""
     if x.shape[1] != num_features:
-        raise ValueError(
+        raise TorchRuntimeError(
             f"{where}: expected {num_features} channels in dimension 1 (num_features="
             f"{num_features}), got {x.shape[1]} in input of shape {tuple(x.shape)}. "
             f"Create the layer with num_features={x.shape[1]}, or put the channels in "
@@ -59,16 +69,19 @@ def check_num_channels(x: Any, num_features: int, where: str) -> None:
 
 
 def check_per_channel(tensor: Any, name: str, num_channels: int, where: str) -> None:
-    """Raise ``ValueError`` unless a per-channel ``tensor`` (or None) has ``num_channels`` values.
+    """Raise :class:`TorchRuntimeError` unless a per-channel ``tensor`` has ``num_channels`` values.
+
+    None passes.
 
     ``name`` is the argument's name in the message (``"weight"``, ``"running_mean"``, ...).
     """
     if tensor is None:
         return
     if tuple(tensor.shape) != (num_channels,):
-        raise ValueError(
+        raise TorchRuntimeError(
             f"{where}: {name} must have shape ({num_channels},), one value per channel of an "
-            f"input with {num_channels} channels in dimension 1; got shape {tuple(tensor.shape)}."
+            f"input with {num_channels} channels in dimension 1; got shape {tuple(tensor.shape)} "
+            f"({name} should contain {num_channels} elements not {int(np.prod(tensor.shape))})."
         )
 
 

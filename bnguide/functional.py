@@ -23,7 +23,13 @@ from torch import Tensor
 
 from bnguide import _validation
 
-__all__ = ["BatchNormFunction", "batch_norm", "reduce_dims", "update_running_stats"]
+__all__ = [
+    "BatchNormFunction",
+    "batch_norm",
+    "opmath_dtype",
+    "reduce_dims",
+    "update_running_stats",
+]
 
 
 def reduce_dims(input: Tensor) -> list[int]:
@@ -69,29 +75,41 @@ def _input_gradient(
 ) -> Tensor:
     # dx = scale * (g - (dbeta + x_hat * dgamma) / m), with x_hat = centered * invstd and
     # scale = gamma * invstd, evaluated as a * g + b * centered + c with per-channel a, b, c:
-    # two passes over memory. ``out`` may name a scratch tensor to write into.
+    # two passes over memory, laid out like the input (torch's kernel does the same).
+    # ``out`` may name a scratch tensor (laid out like the input) to write into.
     ndim = centered.dim()
     k = scale / -(centered.numel() // centered.shape[1])  # -scale / m, (C,)
     c = _per_channel(k * dbeta, ndim)
     b = _per_channel(k * invstd * dgamma, ndim)
-    if out is None:
-        grad_input = torch.addcmul(c, grad_out, _per_channel(scale, ndim))
-    else:
-        grad_input = torch.addcmul(c, grad_out, _per_channel(scale, ndim), out=out)
-    return grad_input.addcmul_(centered, b)  # (N, C, *)
+    a = _per_channel(scale, ndim)
+    if out is None:  # a fresh tensor, laid out like the input (not like grad_out)
+        return torch.addcmul(c, centered, b).addcmul_(grad_out, a)  # (N, C, *)
+    return torch.addcmul(c, grad_out, a, out=out).addcmul_(centered, b)  # (N, C, *)
+
+
+def _plain(t: Tensor) -> bool:
+    # not wrapped by torch.func (vmap, grad, jvp) or autograd's batched gradients (gradcheck's
+    # check_batched_grad): those have no rule for out= operations
+    functorch = torch._C._functorch
+    return not (functorch.is_functorch_wrapped_tensor(t) or functorch.is_legacy_batchedtensor(t))
 
 
 class BatchNormFunction(torch.autograd.Function):
     """Training-mode batch norm with batch statistics and a hand-written closed-form backward.
 
-    ``BatchNormFunction.apply(input, weight, bias, eps)`` returns ``(out, mean, var)``: the
-    output, and the batch mean and biased variance per channel (not differentiable; the caller
-    uses them for the running statistics). ``weight`` and ``bias`` may be None. Second
-    derivatives work too: with ``create_graph=True`` the backward is itself differentiable.
+    ``BatchNormFunction.apply(input, weight, bias, eps)`` returns ``(out, mean, var, centered,
+    invstd)``: the output, then per channel the batch mean and biased variance (for the running
+    statistics) and the intermediates the backward reuses; only ``out`` is differentiable.
+    ``weight`` and ``bias`` may be None. Second derivatives work too (with ``create_graph=True``
+    the backward is itself differentiable), and so do forward-mode AD (:meth:`jvp`) and
+    ``torch.func.vmap`` (the vmap rule is generated from the forward and backward, which is why
+    ``forward`` takes no ``ctx`` and :meth:`setup_context` saves what the backward needs).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, input, weight, bias, eps):
+    def forward(input, weight, bias, eps):
         ndim = input.dim()
         centered, mean, var, invstd = _batch_statistics(input, eps)
         scale = invstd if weight is None else invstd * weight  # (C,)
@@ -100,15 +118,21 @@ class BatchNormFunction(torch.autograd.Function):
             out = centered * _per_channel(scale, ndim)  # (N, C, *)
         else:
             out = torch.addcmul(_per_channel(bias, ndim), centered, _per_channel(scale, ndim))
-        ctx.save_for_backward(input, centered, invstd, weight)
-        ctx.eps, ctx.has_bias = eps, bias is not None
-        ctx.mark_non_differentiable(mean, var)
-        ctx.set_materialize_grads(False)  # no zero gradients made for mean and var
-        return out, mean, var
+        return out, mean, var, centered, invstd
 
     @staticmethod
-    def backward(ctx, grad_out, _grad_mean, _grad_var):
-        if grad_out is None:  # no gradient reached the output (mean and var get none)
+    def setup_context(ctx, inputs, output):
+        input, weight, bias, eps = inputs
+        _, mean, var, centered, invstd = output
+        ctx.save_for_backward(input, centered, invstd, weight)
+        ctx.save_for_forward(centered, invstd, weight)
+        ctx.eps, ctx.has_bias = eps, bias is not None
+        ctx.mark_non_differentiable(mean, var, centered, invstd)
+        ctx.set_materialize_grads(False)  # no zero gradients made for the statistics
+
+    @staticmethod
+    def backward(ctx, grad_out, *_grad_statistics):
+        if grad_out is None:  # no gradient reached the output (the statistics get none)
             return None, None, None, None
         input, centered, invstd, weight = ctx.saved_tensors
         double = torch.is_grad_enabled()  # create_graph=True: the backward is differentiated
@@ -117,19 +141,46 @@ class BatchNormFunction(torch.autograd.Function):
             # second derivatives flow through them too
             centered, _, _, invstd = _batch_statistics(input, ctx.eps)
         dims = reduce_dims(centered)
-        scratch = grad_out * centered  # (N, C, *)
+        scratch = centered * grad_out  # (N, C, *), laid out like the input
         dbeta = grad_out.sum(dims)  # (C,)
         dgamma = scratch.sum(dims) * invstd  # sum(g * x_hat), (C,)
         grad_input = None
         if ctx.needs_input_grad[0]:
             scale = invstd if weight is None else invstd * weight  # (C,)
-            # reuse the scratch tensor for the result unless autograd is recording
+            # reuse the scratch tensor for the result unless autograd is recording (double
+            # backward) or torch.func has wrapped the tensors (vmap: no out= rule)
+            reuse = not double and _plain(scratch)
             grad_input = _input_gradient(
-                grad_out, centered, invstd, scale, dbeta, dgamma, None if double else scratch
+                grad_out, centered, invstd, scale, dbeta, dgamma, scratch if reuse else None
             )
         grad_weight = dgamma if weight is not None and ctx.needs_input_grad[1] else None
         grad_bias = dbeta if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_input, grad_weight, grad_bias, None
+
+    @staticmethod
+    def jvp(ctx, d_input, d_weight, d_bias, _d_eps):
+        # forward-mode derivative: differentiate mean, var, invstd and the affine map along
+        # the tangents (d_input, d_weight, d_bias); any of them may be None
+        centered, invstd, weight = ctx.saved_tensors
+        ndim, dims = centered.dim(), reduce_dims(centered)
+        m = centered.numel() // centered.shape[1]
+        x_hat = centered * _per_channel(invstd, ndim)  # (N, C, *)
+        if d_input is None:
+            d_x_hat = torch.zeros_like(centered)
+        else:
+            d_mean = d_input.sum(dims) / m  # (C,)
+            d_centered = d_input - _per_channel(d_mean, ndim)  # (N, C, *)
+            d_var = 2 * (centered * d_centered).sum(dims) / m  # (C,)
+            d_invstd = -0.5 * invstd.pow(3) * d_var  # (C,)
+            d_x_hat = d_centered * _per_channel(invstd, ndim) + centered * _per_channel(
+                d_invstd, ndim
+            )
+        d_out = d_x_hat if weight is None else d_x_hat * _per_channel(weight, ndim)
+        if d_weight is not None:
+            d_out = d_out + x_hat * _per_channel(d_weight, ndim)
+        if d_bias is not None:
+            d_out = d_out + _per_channel(d_bias, ndim)
+        return d_out, None, None, None, None  # the statistics are not differentiable
 
 
 @torch.no_grad()
@@ -162,10 +213,12 @@ def update_running_stats(
     every tensor: ``(C,)``.
     """
     # lerp_(end, w) computes running + w * (end - running) = (1 - w) * running + w * end
+    # detach(): no_grad stops gradients but not forward-mode tangents, which must not reach
+    # the buffers either
     if running_mean is not None:
-        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+        running_mean.lerp_(mean.detach().to(running_mean.dtype), momentum)
     if running_var is not None:
-        running_var.lerp_(var.to(running_var.dtype) * (count / (count - 1)), momentum)
+        running_var.lerp_(var.detach().to(running_var.dtype) * (count / (count - 1)), momentum)
 
 
 def _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
@@ -194,7 +247,7 @@ def _check_arguments(input, running_mean, running_var, weight, bias, training, m
             "For a cumulative average pass momentum=1/num_batches_tracked (bnguide.nn does)."
         )
     if not training and (running_mean is None or running_var is None):
-        raise ValueError(
+        raise _validation.TorchRuntimeError(
             f"{where}: evaluation mode (training=False) normalizes with running_mean and "
             "running_var, but at least one is None. Pass both, or training=True to use batch "
             "statistics."
@@ -244,17 +297,50 @@ def batch_norm(
     -----
     input: ``(N, C)`` or ``(N, C, *spatial)``; running_mean, running_var, weight, bias: ``(C,)``.
     """
+    if isinstance(input, Tensor) and input.numel() == 0 and input.dim() < 2:
+        return input.clone()  # an empty 1D input: nothing to normalize, as torch returns
     _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    # torch's "opmath" rule: float16 and bfloat16 inputs are computed in float32 (their sums of
+    # squares would overflow or lose the variance) and the result is rounded once, back to the
+    # input's dtype; parameters may be float32 or the input's dtype
+    compute = opmath_dtype(input.dtype)
+    x, w, b = input.to(compute), _to(weight, compute), _to(bias, compute)
     if training:
-        out, mean, var = BatchNormFunction.apply(input, weight, bias, eps)
+        if input.numel() == 0:  # an empty batch: empty output, zero parameter gradients,
+            out = x if w is None else x * _per_channel(w, x.dim())  # running stats unchanged
+            return (out if b is None else out + _per_channel(b, x.dim())).to(input.dtype)
+        out, mean, var, _, _ = BatchNormFunction.apply(x, w, b, eps)
         if running_mean is not None or running_var is not None:
             count = input.numel() // input.shape[1]
             update_running_stats(running_mean, running_var, mean, var, count, momentum)
-        return out
+        return out.to(input.dtype)
     # Evaluation: a fixed per-channel affine map; plain torch ops, so autograd differentiates it.
     ndim = input.dim()
-    scale = torch.rsqrt(running_var + eps)  # (C,)
-    if weight is not None:
-        scale = scale * weight
-    out = (input - _per_channel(running_mean, ndim)) * _per_channel(scale, ndim)  # (N, C, *)
-    return out if bias is None else out + _per_channel(bias, ndim)
+    scale = torch.rsqrt(running_var.to(compute) + eps)  # (C,)
+    if w is not None:
+        scale = scale * w
+    out = (x - _per_channel(running_mean.to(compute), ndim)) * _per_channel(scale, ndim)
+    return (out if b is None else out + _per_channel(b, ndim)).to(input.dtype)  # (N, C, *)
+
+
+def opmath_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a normalizer computes in: float32 for float16 and bfloat16, else ``dtype``.
+
+    PyTorch's CPU and CUDA kernels accumulate reduced-precision inputs in float32 ("opmath")
+    and round the result once; every bnguide normalizer does the same.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        The input's dtype.
+
+    Returns
+    -------
+    torch.dtype
+        ``torch.float32`` for ``torch.float16`` and ``torch.bfloat16``; ``dtype`` otherwise.
+    """
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _to(t: Tensor | None, dtype: torch.dtype) -> Tensor | None:
+    return None if t is None else t.to(dtype)

@@ -19,7 +19,8 @@ Examples
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm as _TorchBatchNorm
 
 from bnguide import _validation
 from bnguide.functional import batch_norm
@@ -27,8 +28,16 @@ from bnguide.functional import batch_norm
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
 
-class _BatchNorm(nn.Module):
+class _BatchNorm(_TorchBatchNorm):
     """Shared code of the three classes; they differ only in :meth:`_check_input_dim`.
+
+    The bookkeeping (parameters ``weight``/``bias``, buffers ``running_mean``/``running_var``/
+    ``num_batches_tracked``, ``reset_parameters``, ``extra_repr``, the state_dict version and
+    loading of old checkpoints without ``num_batches_tracked``) is inherited from torch's
+    ``torch.nn.modules.batchnorm._BatchNorm``, so that ``isinstance(layer, _BatchNorm)`` holds:
+    ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``, weight-decay exclusion, layer fusion and
+    FSDP wrapping find bnguide's layers by that test. The computation, :meth:`forward` and
+    :func:`bnguide.functional.batch_norm`, is bnguide's own.
 
     Parameters
     ----------
@@ -50,84 +59,24 @@ class _BatchNorm(nn.Module):
         With ``affine``, whether to learn the shift (PyTorch >= 2.6 has this switch too).
     """
 
-    _version = 2  # the state_dict layout of torch's _NormBase (with num_batches_tracked)
-
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = True,
-        track_running_stats: bool = True,
-        device=None,
-        dtype=None,
-        *,
-        bias: bool = True,
-    ) -> None:
-        factory_kwargs = {"device": device, "dtype": dtype}
-        super().__init__()
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory_kwargs))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(num_features, **factory_kwargs))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            # Buffers, not plain attributes: they follow .to(device) and live in state_dict.
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory_kwargs))
-            self.register_buffer("running_var", torch.ones(num_features, **factory_kwargs))
-            self.register_buffer(
-                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        """Running mean 0, running variance 1 (not 0), no batch seen."""
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        """Reset the running statistics, and ``weight`` to 1 and ``bias`` to 0."""
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            if self.bias is not None:
-                nn.init.zeros_(self.bias)
-
-    def _check_input_dim(self, input: Tensor) -> None:
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         raise NotImplementedError
 
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, bias={self.bias is not None}, "
-            f"track_running_stats={self.track_running_stats}"
-        )
-
     def forward(self, input: Tensor) -> Tensor:
+        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
+        compiles this method and calls the Python implementation below from it."""
+        self._check_input_dim(input)
+        return self._forward(input)
+
+    @torch.jit.ignore
+    def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         """Normalize ``input`` over its batch (and spatial) dimensions, channel by channel.
 
         Shape
         -----
         input, output: ``(N, C, *)`` with ``C = num_features``, as the subclass expects.
         """
-        where = type(self).__name__
-        self._check_input_dim(input)
-        _validation.check_num_channels(input, self.num_features, where)
+        _validation.check_num_channels(input, self.num_features, self._get_name())
 
         # Which statistics: batch ones in training, and in evaluation when none are tracked.
         use_batch_stats = self.training or self.running_mean is None
@@ -166,7 +115,8 @@ class BatchNorm1d(_BatchNorm):
     ``_BatchNorm``.
     """
 
-    def _check_input_dim(self, input: Tensor) -> None:
+    @torch.jit.ignore
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         if input.dim() not in (2, 3):
             raise ValueError(
                 _dims_message("2D or 3D", input, "(N, C) or (N, C, L)")
@@ -181,7 +131,8 @@ class BatchNorm2d(_BatchNorm):
     Statistics per channel over ``N``, ``H`` and ``W``; one ``weight``/``bias`` per channel.
     """
 
-    def _check_input_dim(self, input: Tensor) -> None:
+    @torch.jit.ignore
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         if input.dim() != 4:
             raise ValueError(
                 _dims_message("4D", input, "(N, C, H, W)")
@@ -196,7 +147,8 @@ class BatchNorm3d(_BatchNorm):
     Statistics per channel over ``N``, ``D``, ``H`` and ``W``.
     """
 
-    def _check_input_dim(self, input: Tensor) -> None:
+    @torch.jit.ignore
+    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
         if input.dim() != 5:
             raise ValueError(
                 _dims_message("5D", input, "(N, C, D, H, W)")

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["ParityReport", "compare_modules"]
+__all__ = ["ParityReport", "compare_modules", "reduced_precision_errors"]
 
 _STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -130,3 +130,50 @@ def compare_modules(
 
 def _grad(p: torch.Tensor | None) -> torch.Tensor | None:
     return None if p is None else p.grad
+
+
+def reduced_precision_errors(
+    dtype: torch.dtype = torch.bfloat16,
+    shape: Sequence[int] = (64, 8, 16, 16),
+    mean: float = 4.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Largest error against float64 of a training-mode batch norm fed ``dtype`` input.
+
+    Three ways to normalize the same rounded input: bnguide's
+    :func:`bnguide.functional.batch_norm` (computes in float32, rounds once: torch's "opmath"
+    rule), torch's native kernel, and the same two-pass formula carried out entirely in
+    ``dtype`` (``"in dtype"``), which is what bnguide did before it followed the rule.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        ``torch.bfloat16`` or ``torch.float16``.
+    shape : sequence of int
+        ``(N, C, *)`` of the input.
+    mean : float
+        Offset of the input (data with a mean are where precision is lost).
+    seed : int
+        Seed of the input.
+
+    Returns
+    -------
+    dict
+        ``{"bnguide": ..., "torch": ..., "in dtype": ...}``: max absolute error of each output
+        against float64 batch norm of the same (rounded) numbers.
+    """
+    from bnguide.functional import batch_norm, reduce_dims
+
+    gen = torch.Generator().manual_seed(seed)
+    x = (torch.randn(tuple(shape), generator=gen) + mean).to(dtype)  # (N, C, *)
+    x64 = x.double()
+    exact = torch.nn.functional.batch_norm(x64, None, None, training=True)
+    dims = reduce_dims(x)
+    centered = x - x.mean(dims, keepdim=True)  # every step rounded to dtype
+    naive = centered * torch.rsqrt((centered * centered).mean(dims, keepdim=True) + 1e-5)
+    outputs = {
+        "bnguide": batch_norm(x, None, None, training=True),
+        "torch": torch.nn.functional.batch_norm(x, None, None, training=True),
+        "in dtype": naive,
+    }
+    return {k: (v.double() - exact).abs().max().item() for k, v in outputs.items()}

@@ -23,6 +23,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.nn.modules.batchnorm import _BatchNorm as _TorchBatchNorm
 
 from bnguide import nn as bnguide_nn
 
@@ -187,7 +188,7 @@ def sync_batch_norm(
     )
 
 
-class SyncBatchNorm(nn.Module):
+class SyncBatchNorm(_TorchBatchNorm):
     """Batch norm synchronized across processes, mirroring ``torch.nn.SyncBatchNorm``.
 
     In training mode the statistics are those of the batches of all ranks together, so the
@@ -210,6 +211,11 @@ class SyncBatchNorm(nn.Module):
         Keep ``running_mean``, ``running_var`` and ``num_batches_tracked`` buffers.
     process_group : optional
         Group to synchronize over (default: the whole world).
+    bias : bool, keyword-only
+        With ``affine``, whether to learn the shift (as torch's ``bias=False``).
+
+    Parameters, buffers, reset and state_dict versioning are inherited from torch's
+    ``_BatchNorm``, as ``torch.nn.SyncBatchNorm`` does, so ``isinstance`` filters find it.
 
     Shape
     -----
@@ -226,47 +232,16 @@ class SyncBatchNorm(nn.Module):
         process_group=None,
         device=None,
         dtype=None,
+        *,
+        bias: bool = True,
     ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
+        # parameters, buffers, reset and state_dict versioning: torch's _BatchNorm (as torch's
+        # own SyncBatchNorm), so isinstance filters and old checkpoints work
+        super().__init__(
+            num_features, eps, momentum, affine, track_running_stats, device, dtype, bias=bias
+        )
         self.process_group = process_group
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))
-            self.bias = nn.Parameter(torch.empty(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer(
-                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
         self._agreed_groups: set[int] = set()  # groups whose ranks agree on num_features
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        """Running mean to zeros, running variance to ones, batch count to zero."""
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        """Reset the running statistics, ``weight`` to ones and ``bias`` to zeros."""
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
 
     def _local_problem(self, input: torch.Tensor) -> tuple[str, int] | None:
         # Checked locally but reported through the statistics all_gather (see _gather_stats).

@@ -326,12 +326,13 @@ def test_renorm_limits_schedule():
     ("make", "call", "error", "match"),
     [
         (lambda: norms.GroupNorm(4, 6), None, ValueError,
-         "num_channels must be divisible by num_groups"),
-        (lambda: None, lambda _: norms.group_norm(torch.randn(2, 6, 3), 4), ValueError,
-         r"divisible by num_groups, but got input of shape \[2, 6, 3\] and num_groups=4"),
+         r"num_channels \(6\) must be divisible by num_groups \(4\)"),
+        (lambda: None, lambda _: norms.group_norm(torch.randn(2, 6, 3), 4), RuntimeError,
+         r"divisible by num_groups, but got input of shape torch.Size\(\[2, 6, 3\]\) and "
+         r"num_groups=4"),
         (lambda: norms.LayerNorm(5), lambda m: m(torch.randn(2, 4)), RuntimeError,
          r"normalized_shape=\[5\], expected input with shape \[\*, 5\], "
-         r"but got input of size \[2, 4\]"),
+         r"but got input of size\[2, 4\]"),
         (lambda: norms.RMSNorm((2, 3)), lambda m: m(torch.randn(3)), RuntimeError,
          r"expected input with shape \[\*, 2, 3\]"),
         (lambda: norms.InstanceNorm2d(3), lambda m: m(torch.randn(2, 3, 1, 1)), ValueError,

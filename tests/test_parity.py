@@ -56,3 +56,14 @@ def test_dtype_argument_and_default():
 def test_rejects_zero_steps():
     with pytest.raises(ValueError, match="steps must be at least 1"):
         compare_modules(torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2), (4, 2), steps=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_reduced_precision_errors_computing_in_float32_beats_rounding_every_step(dtype):
+    from bnguide.parity import reduced_precision_errors
+
+    errors = reduced_precision_errors(dtype, shape=(32, 4, 8, 8), seed=1)
+    assert set(errors) == {"bnguide", "torch", "in dtype"}
+    # one rounding of the float32 result: within one unit in the last place of |y| <= 8
+    assert errors["bnguide"] <= 8 * torch.finfo(dtype).eps
+    assert errors["bnguide"] <= errors["torch"] and errors["in dtype"] > errors["bnguide"]

@@ -85,21 +85,24 @@ def batch_renorm(
     mean_run = channel_view(running_mean, ndim)  # (1, C, 1, ...)
     std_run = torch.sqrt(channel_view(running_var, ndim) + eps)
     if training:
-        count = input.numel() // input.shape[1]
-        if count <= 1:
+        count = input.numel() // input.shape[1] if input.shape[1] else 0
+        if count == 0:  # an empty batch, as torch's BatchNorm: empty output, stats unchanged
+            out = input
+        elif count == 1:
             raise ValueError(
                 "Expected more than 1 value per channel when training, got input size "
                 f"{list(input.shape)}."
             )
-        dims = (0, *range(2, ndim))
-        mean, var = mean_and_biased_var(input, dims)  # (1, C, 1, ...)
-        std = torch.sqrt(var + eps)
-        with torch.no_grad():  # r and d are constants for backprop
-            r = (std / std_run).clamp(1 / r_max, r_max)
-            d = ((mean - mean_run) / std_run).clamp(-d_max, d_max)
-            running_mean.mul_(1 - momentum).add_(momentum * mean.flatten())
-            running_var.mul_(1 - momentum).add_(momentum * var.flatten() * count / (count - 1))
-        out = (input - mean) / std * r + d
+        else:
+            dims = (0, *range(2, ndim))
+            mean, var = mean_and_biased_var(input, dims)  # (1, C, 1, ...)
+            std = torch.sqrt(var + eps)
+            with torch.no_grad():  # r and d are constants for backprop
+                r = (std / std_run).clamp(1 / r_max, r_max)
+                d = ((mean - mean_run) / std_run).clamp(-d_max, d_max)
+                running_mean.mul_(1 - momentum).add_(momentum * mean.flatten())
+                running_var.mul_(1 - momentum).add_(momentum * var.flatten() * count / (count - 1))
+            out = (input - mean) / std * r + d
     else:
         out = (input - mean_run) / std_run
     if weight is not None:

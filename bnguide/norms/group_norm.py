@@ -14,9 +14,13 @@ True
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
+from bnguide._validation import TorchRuntimeError
+from bnguide.functional import opmath_dtype
 from bnguide.norms._common import channel_view, mean_and_biased_var
 
 __all__ = ["GroupNorm", "group_norm"]
@@ -48,24 +52,40 @@ def group_norm(
         Same shape as ``input``.
     """
     if input.dim() < 2:
-        raise ValueError(
-            f"group_norm expects input of shape (N, C, *), got {input.dim()}D input "
-            f"of size {list(input.shape)}. Add a batch dimension with input.unsqueeze(0)."
+        raise TorchRuntimeError(
+            f"Expected at least 2 dimensions for input tensor but received {input.shape}: "
+            "group_norm expects input of shape (N, C, *). Add a batch dimension with "
+            "input.unsqueeze(0)."
         )
     n, c = input.shape[:2]
     if num_groups < 1 or c % num_groups != 0:
-        raise ValueError(
+        raise TorchRuntimeError(
             "Expected number of channels in input to be divisible by num_groups, but got "
-            f"input of shape {list(input.shape)} and num_groups={num_groups}."
+            f"input of shape {input.shape} and num_groups={num_groups}."
         )
-    grouped = input.reshape(n, num_groups, -1)  # (N, G, C/G * spatial)
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != (c,):
+            raise TorchRuntimeError(
+                f"Expected {name} to be a vector of size equal to the number of channels in "
+                f"input, but got {name} of shape {list(t.shape)} and input of shape "
+                f"{list(input.shape)}."
+            )
+    compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
+    x = input.to(compute)
+    per_group = (c // num_groups) * math.prod(input.shape[2:])  # values in one group
+    grouped = x.reshape(n, num_groups, per_group)  # (N, G, C/G * spatial); a copy if strided
     mean, var = mean_and_biased_var(grouped, (2,))  # (N, G, 1)
-    out = ((grouped - mean) * torch.rsqrt(var + eps)).reshape(input.shape)  # (N, C, *)
+    # per-channel statistics applied to the input itself, so the output keeps its memory
+    # format (channels_last in, channels_last out)
+    shape = (n, c) + (1,) * (input.dim() - 2)
+    mean_c = mean.repeat_interleave(c // num_groups, dim=1).reshape(shape)  # (N, C, 1, ...)
+    rstd_c = torch.rsqrt(var + eps).repeat_interleave(c // num_groups, dim=1).reshape(shape)
+    out = (x - mean_c) * rstd_c  # (N, C, *)
     if weight is not None:
-        out = out * channel_view(weight, input.dim())
+        out = out * channel_view(weight.to(compute), input.dim())
     if bias is not None:
-        out = out + channel_view(bias, input.dim())
-    return out
+        out = out + channel_view(bias.to(compute), input.dim())
+    return out.to(input.dtype)
 
 
 class GroupNorm(nn.Module):
@@ -103,8 +123,8 @@ class GroupNorm(nn.Module):
         super().__init__()
         if num_groups < 1 or num_channels % num_groups != 0:
             raise ValueError(
-                f"num_channels must be divisible by num_groups, got num_channels={num_channels} "
-                f"and num_groups={num_groups}."
+                f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups}); "
+                "choose a num_groups that divides the channel count."
             )
         factory = {"device": device, "dtype": dtype}
         self.num_groups = num_groups
@@ -130,8 +150,14 @@ class GroupNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
+        compiles this method and calls the Python implementation below from it."""
+        return self._forward(input)
+
+    @torch.jit.ignore
+    def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         if input.dim() >= 2 and input.shape[1] != self.num_channels:
-            raise ValueError(
+            raise TorchRuntimeError(
                 f"GroupNorm({self.num_groups}, {self.num_channels}) expects input of shape "
                 f"(N, {self.num_channels}, *), got {list(input.shape)}."
             )

@@ -16,8 +16,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+from torch.nn.modules.instancenorm import _InstanceNorm as _TorchInstanceNorm
 
+from bnguide._validation import TorchRuntimeError
+from bnguide.functional import opmath_dtype
 from bnguide.norms._common import channel_view, mean_and_biased_var
 
 __all__ = ["InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "instance_norm"]
@@ -62,114 +64,63 @@ def instance_norm(
             f"instance_norm expects input of shape (N, C, *) with at least one spatial "
             f"dimension, got {input.dim()}D input of size {list(input.shape)}."
         )
+    compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
+    x = input.to(compute)
     dims = tuple(range(2, input.dim()))
     if use_input_stats:
         count = math.prod(input.shape[2:])
         if count <= 1:
             raise ValueError(
-                "Expected more than 1 spatial element when training, got input size "
+                f"Expected more than 1 spatial element when training, got input size "
                 f"{list(input.shape)}. Instance statistics need several positions per channel."
             )
-        mean, var = mean_and_biased_var(input, dims)  # (N, C, 1, ...)
-        if running_mean is not None and running_var is not None:
-            with torch.no_grad():
-                new_mean = mean.mean(0).flatten()  # (C,)
-                new_var = (var * (count / (count - 1))).mean(0).flatten()  # (C,) unbiased
-                running_mean.mul_(1 - momentum).add_(momentum * new_mean)
-                running_var.mul_(1 - momentum).add_(momentum * new_var)
+        mean, var = mean_and_biased_var(x, dims)  # (N, C, 1, ...)
+        if running_mean is not None and running_var is not None and input.shape[0] > 0:
+            with torch.no_grad():  # detach(): no gradient, and no forward-mode tangent either
+                new_mean = mean.detach().mean(0).flatten()  # (C,)
+                new_var = (var.detach() * (count / (count - 1))).mean(0).flatten()  # unbiased
+                running_mean.lerp_(new_mean.to(running_mean.dtype), momentum)
+                running_var.lerp_(new_var.to(running_var.dtype), momentum)
     else:
         if running_mean is None or running_var is None:
-            raise ValueError(
+            raise TorchRuntimeError(
                 "Expected running_mean and running_var to be defined when use_input_stats is "
                 "false. Pass the buffers, or set use_input_stats=True."
             )
-        mean = channel_view(running_mean, input.dim())  # (1, C, 1, ...)
-        var = channel_view(running_var, input.dim())
-    out = (input - mean) * torch.rsqrt(var + eps)
+        mean = channel_view(running_mean.to(compute), input.dim())  # (1, C, 1, ...)
+        var = channel_view(running_var.to(compute), input.dim())
+    out = (x - mean) * torch.rsqrt(var + eps)  # keeps the input's memory format
     if weight is not None:
-        out = out * channel_view(weight, input.dim())
+        out = out * channel_view(weight.to(compute), input.dim())
     if bias is not None:
-        out = out + channel_view(bias, input.dim())
-    return out
+        out = out + channel_view(bias.to(compute), input.dim())
+    return out.to(input.dtype)
 
 
-class _InstanceNorm(nn.Module):
-    """Shared code of InstanceNorm1d/2d/3d (torch's ``_InstanceNorm``)."""
+class _InstanceNorm(_TorchInstanceNorm):
+    """Shared code of InstanceNorm1d/2d/3d.
+
+    Subclasses torch's ``_InstanceNorm`` (a ``_NormBase``) for the bookkeeping: parameters,
+    buffers, reset, ``forward``'s checks and unbatched inputs, the state_dict version (2) and
+    old-checkpoint loading, and ``isinstance`` filters. The computation is bnguide's
+    :func:`instance_norm`.
+    """
 
     _NO_BATCH_DIM = 0  # number of dims of an unbatched input, set by subclasses
+    __constants__ = [*_TorchInstanceNorm.__constants__, "_NO_BATCH_DIM"]  # for TorchScript
 
-    def __init__(
-        self,
-        num_features: int,
-        eps: float = 1e-5,
-        momentum: float | None = 0.1,
-        affine: bool = False,
-        track_running_stats: bool = False,
-        device=None,
-        dtype=None,
-        *,
-        bias: bool = True,
-    ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self.num_features = num_features
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(num_features, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer(
-                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
+    def _get_no_batch_dim(self):
+        return self._NO_BATCH_DIM
 
-    def reset_running_stats(self) -> None:
-        """Running mean to zeros, running variance to ones, batch count to zero."""
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        """Reset the running statistics, ``weight`` to ones and ``bias`` to zeros."""
-        self.reset_running_stats()
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
-
-    def _check_input_dim(self, input: torch.Tensor) -> None:
-        n = self._NO_BATCH_DIM
+    def _check_input_dim(self, input):
+        n = self._get_no_batch_dim()
         if input.dim() not in (n, n + 1):
             raise ValueError(f"expected {n}D or {n + 1}D input (got {input.dim()}D input)")
 
-    def forward(self, input: torch.Tensor) -> torch.Tensor:
-        self._check_input_dim(input)
-        feature_dim = input.dim() - self._NO_BATCH_DIM
-        if self.affine and input.size(feature_dim) != self.num_features:
-            raise ValueError(
-                f"expected input's size at dim={feature_dim} to match num_features "
-                f"({self.num_features}), but got: {input.size(feature_dim)}."
-            )
-        unbatched = input.dim() == self._NO_BATCH_DIM
-        x = input.unsqueeze(0) if unbatched else input  # (N, C, *)
-        out = instance_norm(
-            x,
+    @torch.jit.ignore
+    def _apply_instance_norm(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
+        return instance_norm(
+            input,
             self.running_mean,
             self.running_var,
             self.weight,
@@ -177,14 +128,6 @@ class _InstanceNorm(nn.Module):
             use_input_stats=self.training or not self.track_running_stats,
             momentum=self.momentum if self.momentum is not None else 0.0,  # as torch does
             eps=self.eps,
-        )
-        return out.squeeze(0) if unbatched else out
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, bias={self.bias is not None}, "
-            f"track_running_stats={self.track_running_stats}"
         )
 
 

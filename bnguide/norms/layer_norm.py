@@ -18,6 +18,8 @@ import numbers
 import torch
 from torch import nn
 
+from bnguide._validation import TorchRuntimeError
+from bnguide.functional import opmath_dtype
 from bnguide.norms._common import mean_and_biased_var
 
 __all__ = ["LayerNorm", "layer_norm"]
@@ -29,14 +31,26 @@ def _as_shape(normalized_shape) -> tuple[int, ...]:
     return tuple(int(s) for s in normalized_shape)
 
 
-def _check_trailing_shape(input: torch.Tensor, shape: tuple[int, ...], name: str) -> None:
+def _check_trailing_shape(
+    input: torch.Tensor, shape: tuple[int, ...], name: str, *params: torch.Tensor | None
+) -> None:
+    # torch's messages first (RuntimeError, also a ValueError), then how to fix
     if len(shape) == 0:
-        raise ValueError(f"{name}: normalized_shape must have at least one dimension, got ().")
+        raise TorchRuntimeError(
+            f"Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
+            f"least one element, but got normalized_shape = () ({name})."
+        )
+    for label, p in zip(("weight", "bias")[: len(params)], params, strict=True):
+        if p is not None and tuple(p.shape) != shape:
+            raise TorchRuntimeError(
+                f"Expected {label} to be of same shape as normalized_shape, but got {label} of "
+                f"shape {list(p.shape)} and normalized_shape = {list(shape)} ({name})."
+            )
     if input.dim() < len(shape) or tuple(input.shape[input.dim() - len(shape) :]) != shape:
-        raise RuntimeError(
-            f"{name}: given normalized_shape={list(shape)}, expected input with shape "
-            f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}. "
-            "normalized_shape must equal the input's last dimensions."
+        raise TorchRuntimeError(
+            f"Given normalized_shape={list(shape)}, expected input with shape "
+            f"[*, {', '.join(map(str, shape))}], but got input of size{list(input.shape)} "
+            f"({name}: normalized_shape must equal the input's last dimensions)."
         )
 
 
@@ -70,15 +84,17 @@ def layer_norm(
         Same shape as ``input``.
     """
     shape = _as_shape(normalized_shape)
-    _check_trailing_shape(input, shape, "layer_norm")
+    _check_trailing_shape(input, shape, "layer_norm", weight, bias)
+    compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
+    x = input.to(compute)
     dims = tuple(range(-len(shape), 0))
-    mean, var = mean_and_biased_var(input, dims)  # (*, 1, ..., 1)
-    out = (input - mean) * torch.rsqrt(var + eps)
+    mean, var = mean_and_biased_var(x, dims)  # (*, 1, ..., 1)
+    out = (x - mean) * torch.rsqrt(var + eps)
     if weight is not None:
-        out = out * weight
+        out = out * weight.to(compute)
     if bias is not None:
-        out = out + bias
-    return out
+        out = out + bias.to(compute)
+    return out.to(input.dtype)
 
 
 class LayerNorm(nn.Module):
@@ -133,6 +149,12 @@ class LayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
+        compiles this method and calls the Python implementation below from it."""
+        return self._forward(input)
+
+    @torch.jit.ignore
+    def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bnguide.functional import opmath_dtype
 from bnguide.norms.layer_norm import _as_shape, _check_trailing_shape
 
 __all__ = ["RMSNorm", "rms_norm"]
@@ -48,13 +49,15 @@ def rms_norm(
         Same shape as ``input``.
     """
     shape = _as_shape(normalized_shape)
-    _check_trailing_shape(input, shape, "rms_norm")
+    _check_trailing_shape(input, shape, "rms_norm", weight)
     if eps is None:
         eps = torch.finfo(input.dtype).eps
+    compute = opmath_dtype(input.dtype)  # in float32 a float16 square cannot overflow
+    x = input.to(compute)
     dims = tuple(range(-len(shape), 0))
-    mean_square = input.square().mean(dims, keepdim=True)  # (*, 1, ..., 1)
-    out = input * torch.rsqrt(mean_square + eps)
-    return out * weight if weight is not None else out
+    mean_square = x.square().mean(dims, keepdim=True)  # (*, 1, ..., 1)
+    out = x * torch.rsqrt(mean_square + eps)
+    return (out * weight.to(compute) if weight is not None else out).to(input.dtype)
 
 
 class RMSNorm(nn.Module):
@@ -100,6 +103,12 @@ class RMSNorm(nn.Module):
             nn.init.ones_(self.weight)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
+        compiles this method and calls the Python implementation below from it."""
+        return self._forward(input)
+
+    @torch.jit.ignore
+    def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return rms_norm(input, self.normalized_shape, self.weight, self.eps)
 
     def extra_repr(self) -> str:
