@@ -68,6 +68,16 @@ def gaussian_saturated_share(threshold: float = 0.05) -> float:
 
     What a freshly initialized BN layer (``gamma = 1``, ``beta = 0``) hands its sigmoid when the
     pre-activations are Gaussian: 0.32% for ``threshold = 0.05``.
+
+    Parameters
+    ----------
+    threshold : float
+        A sigmoid output below ``threshold`` or above ``1 - threshold`` counts as saturated.
+
+    Returns
+    -------
+    float
+        The share, between 0 and 1.
     """
     _check_threshold(threshold)
     cut = math.log((1 - threshold) / threshold)  # sigmoid(cut) = 1 - threshold

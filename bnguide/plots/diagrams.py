@@ -373,6 +373,10 @@ def plot_backward_graph(ax=None):
     paths meet (directly, through the mean and through the variance), which is why the short
     formula of the backward chapter has three terms.
 
+    Parameters
+    ----------
+    ax : matplotlib Axes, optional
+
     Returns
     -------
     matplotlib Axes
