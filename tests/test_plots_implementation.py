@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 
 from bnguide import conditioning, numerics  # noqa: E402
 from bnguide.outside_normalization import simulate_bias_drift  # noqa: E402
-from bnguide.plots import diagrams, implementation  # noqa: E402
+from bnguide.plots import implementation  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -61,17 +61,3 @@ def test_plot_gamma_beta():
     ax = implementation.plot_gamma_beta({"a": (1.0, 0.0), "b": (2.0, 1.0)})
     _labelled(ax)
     assert len(ax.patches) == 2  # one histogram per setting
-
-
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_plot_mlp(batch_norm):
-    ax = diagrams.plot_mlp((3, 4, 2), batch_norm=batch_norm)
-    circles = [p for p in ax.patches if type(p).__name__ == "Circle"]
-    boxes = [p for p in ax.patches if type(p).__name__ == "FancyBboxPatch"]
-    assert len(circles) == 9 and len(boxes) == (1 if batch_norm else 0)
-    assert ("with BN" if batch_norm else "without BN") in ax.get_title()
-
-
-def test_plot_mlp_rejects_too_few_layers():
-    with pytest.raises(ValueError, match="at least one hidden"):
-        diagrams.plot_mlp((3, 2))

@@ -858,6 +858,31 @@ def test_pages_that_draw_figures_show_them(crawl):
     _fail_listing(problems, "draw figures in their notebooks but show none on the site")
 
 
+def test_every_figure_cell_shows_its_figure_with_its_alt_text(crawl):
+    # Each code cell that declares alt text (mystnb.image.alt) must put an image with exactly
+    # that alt text on its page: a figure added to a chapter is checked by name, not only by
+    # its page showing some figure.
+    browsed = _browsed(crawl)
+    problems = {}
+    for notebook in _notebooks_with_figures():
+        page = notebook.relative_to(ROOT).with_suffix(".html").as_posix()
+        if page not in browsed:
+            continue  # test_pages_that_draw_figures_show_them reports it
+        shown = {
+            (img["alt"] or "").strip() for img in browsed[page].info["images"] if img["in_output"]
+        }
+        cells = json.loads(notebook.read_text())["cells"]
+        wanted = [
+            alt.strip()
+            for c in cells
+            if (alt := c["metadata"].get("mystnb", {}).get("image", {}).get("alt"))
+        ]
+        missing = [alt for alt in wanted if alt not in shown]
+        if missing:
+            problems[page] = f"{len(missing)} figure(s) not shown, e.g. {missing[0][:80]!r}"
+    _fail_listing(problems, "declare figures (alt text) that the page does not show")
+
+
 def test_math_is_typeset_by_mathjax(crawl):
     problems = {}
     for p, r in _browsed(crawl).items():
