@@ -225,6 +225,15 @@ def atomic_save(result: Any, path: Path, *, experiment: str | None) -> None:
     The file is written under a temporary name (carrying this process's id) in the same folder
     and renamed: a reader never sees half a file. Temporaries of killed writers are removed.
 
+    Parameters
+    ----------
+    result : dataclass instance
+        An experiment's Result.
+    path : pathlib.Path
+        Where the ``.npz`` file goes.
+    experiment : str or None
+        The experiment's ``NAME``, recorded in the file (``plot`` checks it).
+
     Raises
     ------
     OSError

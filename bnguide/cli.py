@@ -308,6 +308,15 @@ def save_result(module: ModuleType, result: Any, out: Path, config: Any = None) 
 def write_figures(module: ModuleType, result: Any, out: Path) -> list[Path]:
     """Draw the experiment's figures into ``out``; warn and draw none if it has no plotter.
 
+    Parameters
+    ----------
+    module : module
+        The experiment's module (``bnguide.experiments.<name>``).
+    result : dataclass instance
+        Its Result.
+    out : pathlib.Path
+        The folder the figures are written to.
+
     Returns
     -------
     list of pathlib.Path

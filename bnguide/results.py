@@ -68,6 +68,11 @@ def encode(obj: Any, arrays: list[np.ndarray], where: str = "result") -> Any:
     where : str
         The path of ``obj`` inside the Result, for error messages.
 
+    Returns
+    -------
+    object
+        ``None``, a bool, int, float, str, list or dict that :func:`json.dumps` accepts.
+
     Raises
     ------
     TypeError
@@ -139,6 +144,18 @@ def _class(name: str) -> type:
 
 def decode(tree: Any, arrays: list[np.ndarray]) -> Any:
     """Rebuild the value that :func:`encode` turned into ``tree``.
+
+    Parameters
+    ----------
+    tree : object
+        What :func:`encode` returned (after a JSON round trip).
+    arrays : list of numpy.ndarray
+        The arrays it collected, in order.
+
+    Returns
+    -------
+    object
+        The original value: Results, dataclasses, arrays, tuples and the rest.
 
     Raises
     ------
@@ -318,6 +335,16 @@ def read_meta(path: str | Path) -> tuple[dict, list[np.ndarray]]:
 
 def read(path: str | Path) -> tuple[str | None, Any]:
     """The experiment name recorded in a result file, and the Result it holds.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    tuple
+        ``(experiment name or None, Result)``.
 
     Raises
     ------

@@ -3,6 +3,14 @@ learned ``gamma`` and ``beta``.
 
 Used in chapters *Learning rate and sigmoid* (:func:`plot_layer_histograms`) and *Scale
 invariance* (:func:`plot_init_scale`, :func:`plot_learned_affine`).
+
+Examples
+--------
+>>> from bnguide.cache import cached_run
+>>> from bnguide.experiments import init_scale
+>>> from bnguide.plots import diagnostics
+>>> sweep = cached_run(init_scale.run, init_scale.Config())  # doctest: +SKIP
+>>> axes = diagnostics.plot_init_scale(sweep)  # doctest: +SKIP
 """
 
 from __future__ import annotations
