@@ -71,7 +71,7 @@ def encode(obj: Any, arrays: list[np.ndarray], where: str = "result") -> Any:
     Returns
     -------
     object
-        ``None``, a bool, int, float, str, list or dict that :func:`json.dumps` accepts.
+        ``None``, a bool, int, float, str, list or dict that ``json.dumps`` accepts.
 
     Raises
     ------
