@@ -327,7 +327,11 @@ def cached_runs(
 
 
 def _one_thread() -> None:
-    # Worker initializer: one torch thread per process, as the notebooks run in-process.
+    # Worker initializer: one torch thread per process, as the notebooks run in-process, and
+    # exit at once when the parent (a notebook kernel, a script) dies, however it dies.
     import torch
 
+    from bnguide.parallel_training import exit_with_parent
+
+    exit_with_parent()
     torch.set_num_threads(1)

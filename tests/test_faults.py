@@ -417,3 +417,29 @@ def test_temporary_files_of_killed_writes_are_cleaned_and_not_counted(monkeypatc
     cache.cached_run(_run_small, experiments.get("ioffe-mnist").Config(steps=42))
     assert not stale.exists()
     assert cache.clear_cache() == 1
+
+
+def test_killing_a_process_in_cached_runs_leaves_no_worker_behind(tmp_path):
+    # Two seeds of a deep linear net long enough to still be training when the parent dies.
+    code = (
+        "from bnguide.cache import cached_runs; from bnguide.experiments import "
+        "santurkar_deep_linear as d; cached_runs(d.run, d.seed_configs(d.Config(steps=10**6, "
+        "probe_every=10**6, variants=('none',)), seeds=(0, 1)), processes=2)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=_env(BNGUIDE_CACHE=str(tmp_path / "cache")),
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        # the parent and its 2 workers (the resource tracker may come too)
+        started = _wait_until(lambda: len(_session_processes(proc.pid)) >= 3, timeout=90)
+        assert started, f"the workers never started: {_session_processes(proc.pid)}"
+        time.sleep(2.0)  # the workers are training now
+        proc.kill()
+        proc.wait(timeout=10)
+        gone = _wait_until(lambda: not _session_processes(proc.pid), timeout=10)
+        assert gone, f"still alive 10 s after SIGKILL: {_session_processes(proc.pid)}"
+    finally:
+        for pid in _session_processes(proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
