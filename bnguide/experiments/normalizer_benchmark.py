@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from bnguide.claims import Quoted
 from bnguide.experiments._small_cnn import (
     NORMS,
     SPATIAL,
@@ -28,7 +29,6 @@ from bnguide.experiments._small_cnn import (
     set_renorm_limits,
     small_cnn,
 )
-from bnguide.claims import Quoted
 from bnguide.fit import check_batch_size, evaluate, train
 
 __all__ = ["NAME", "DESCRIPTION", "NORMS", "SPATIAL", "Config", "Result", "run"]
