@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from bnguide import _validation
 
@@ -254,6 +255,23 @@ def _check_arguments(input, running_mean, running_var, weight, bias, training, m
         )
 
 
+def _has_tangent(t: Tensor | None) -> bool:
+    return t is not None and forward_ad.unpack_dual(t).tangent is not None
+
+
+def _check_no_tangent_on_statistics(input, running_mean, running_var) -> None:
+    # Running statistics are buffers, not inputs of the function: as torch, refuse a
+    # forward-mode tangent on them rather than differentiate through them silently.
+    if forward_ad._current_level < 0:  # no dual level open: no tangents anywhere (cheap test)
+        return
+    if _has_tangent(input) and (_has_tangent(running_mean) or _has_tangent(running_var)):
+        raise _validation.TorchRuntimeError(
+            "batch_norm is not differentiable wrt running_mean and running_var, they cannot "
+            "have forward grad defined. Pass the buffers without a tangent (e.g. "
+            "forward_ad.unpack_dual(t).primal)."
+        )
+
+
 def batch_norm(
     input: Tensor,
     running_mean: Tensor | None,
@@ -300,6 +318,7 @@ def batch_norm(
     if isinstance(input, Tensor) and input.numel() == 0 and input.dim() < 2:
         return input.clone()  # an empty 1D input: nothing to normalize, as torch returns
     _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    _check_no_tangent_on_statistics(input, running_mean, running_var)
     # torch's "opmath" rule: float16 and bfloat16 inputs are computed in float32 (their sums of
     # squares would overflow or lose the variance) and the result is rounded once, back to the
     # input's dtype; parameters may be float32 or the input's dtype

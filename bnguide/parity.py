@@ -24,7 +24,29 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["ParityReport", "compare_modules", "reduced_precision_errors"]
+__all__ = [
+    "DELIBERATE_DIFFERENCES",
+    "ParityReport",
+    "compare_modules",
+    "reduced_precision_errors",
+]
+
+#: Where bnguide's normalizers deliberately differ from torch's, each with its reason. The
+#: parity tests (``tests/test_torch_suite.py``, ``tests/test_torch_nn_port.py``) mark the cases
+#: these cover as expected failures citing the entry; the page *The PyTorch module* shows them.
+DELIBERATE_DIFFERENCES: dict[str, str] = {
+    "channels_last_layout": "the instance and layer norms keep a channels_last input's layout; "
+    "torch's kernels return a contiguous tensor",
+    "gradient_layout": "a normalizer built from elementwise operations lays out the input "
+    "gradient like the upstream gradient; torch's fused kernel lays it out like the input "
+    "(same numbers, other strides)",
+    "mixed_dtype": "statistics and parameters may have another floating dtype than the input "
+    "(a float64 input with float32 buffers); torch's CPU kernel refuses 'mixed dtype'",
+    "sync_without_group": "SyncBatchNorm refuses to train without a process group; torch's "
+    "silently falls back to single-process batch norm",
+    "not_a_batchnorm": "GhostBatchNorm and BatchRenorm are not torch _BatchNorm instances: a "
+    "filter that converts every _BatchNorm to SyncBatchNorm would drop what makes them differ",
+}
 
 _STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 

@@ -63,6 +63,12 @@ def group_norm(
             "Expected number of channels in input to be divisible by num_groups, but got "
             f"input of shape {input.shape} and num_groups={num_groups}."
         )
+    if n * (c // num_groups) * math.prod(input.shape[2:]) == 1:  # as torch's _verify_batch_size
+        raise ValueError(
+            "Expected more than 1 value per channel when training, got input size "
+            f"{list(input.shape)} with num_groups={num_groups}: each group holds one value, "
+            "so its variance is 0. Use fewer groups or more spatial positions."
+        )
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
             raise TorchRuntimeError(
