@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm as _TorchBatchNorm
 
 from bnguide import _validation
-from bnguide.functional import batch_norm
+from bnguide.functional import batch_norm, batch_norm_scripted
 
 __all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNorm3d"]
 
@@ -59,16 +59,51 @@ class _BatchNorm(_TorchBatchNorm):
         With ``affine``, whether to learn the shift (PyTorch >= 2.6 has this switch too).
     """
 
-    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
+    @torch.jit.unused
+    def _check_input_dim(self, input):  # unannotated: TorchScript reads it as Tensor -> None
         raise NotImplementedError
 
     def forward(self, input: Tensor) -> Tensor:
-        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
-        compiles this method and calls the Python implementation below from it."""
+        """Normalize ``input``; see the class docstring.
+
+        Scriptable: under ``torch.jit.script`` the compiled module runs
+        :func:`bnguide.functional.batch_norm_scripted` (the same arithmetic, no Python), so
+        ``torch.jit.save`` and ``torch.jit.load`` work; in eager mode the checked
+        :meth:`_forward` with its hand-written backward runs.
+        """
+        if torch.jit.is_scripting():
+            if input.dim() < 2 or input.shape[1] != self.num_features:
+                raise ValueError(
+                    f"expected input of shape (N, {self.num_features}, *), got {input.shape}"
+                )
+            factor = self._factor()
+            track = not self.training or self.track_running_stats
+            return batch_norm_scripted(
+                input,
+                self.running_mean if track else None,
+                self.running_var if track else None,
+                self.weight,
+                self.bias,
+                self.training or self.running_mean is None,
+                factor,
+                self.eps,
+            )
         self._check_input_dim(input)
         return self._forward(input)
 
-    @torch.jit.ignore
+    def _factor(self) -> float:
+        # How much the running averages move: momentum, or 1/t for a cumulative average; in
+        # training with tracked statistics, count the batch first.
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            num_batches_tracked = self.num_batches_tracked
+            assert num_batches_tracked is not None  # refines Optional for TorchScript
+            num_batches_tracked.add_(1)
+            if self.momentum is None:
+                factor = 1.0 / float(num_batches_tracked)
+        return factor
+
+    @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         """Normalize ``input`` over its batch (and spatial) dimensions, channel by channel.
 
@@ -77,15 +112,9 @@ class _BatchNorm(_TorchBatchNorm):
         input, output: ``(N, C, *)`` with ``C = num_features``, as the subclass expects.
         """
         _validation.check_num_channels(input, self.num_features, self._get_name())
-
+        factor = self._factor()
         # Which statistics: batch ones in training, and in evaluation when none are tracked.
         use_batch_stats = self.training or self.running_mean is None
-        # How much the running averages move: momentum, or 1/t for a cumulative average.
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked)
         # Pass the buffers only when they are read (eval) or updated (training and tracked).
         track = not self.training or self.track_running_stats
         return batch_norm(
@@ -115,8 +144,8 @@ class BatchNorm1d(_BatchNorm):
     ``_BatchNorm``.
     """
 
-    @torch.jit.ignore
-    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
+    @torch.jit.unused
+    def _check_input_dim(self, input):  # unannotated: TorchScript reads it as Tensor -> None
         if input.dim() not in (2, 3):
             raise ValueError(
                 _dims_message("2D or 3D", input, "(N, C) or (N, C, L)")
@@ -131,8 +160,8 @@ class BatchNorm2d(_BatchNorm):
     Statistics per channel over ``N``, ``H`` and ``W``; one ``weight``/``bias`` per channel.
     """
 
-    @torch.jit.ignore
-    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
+    @torch.jit.unused
+    def _check_input_dim(self, input):  # unannotated: TorchScript reads it as Tensor -> None
         if input.dim() != 4:
             raise ValueError(
                 _dims_message("4D", input, "(N, C, H, W)")
@@ -147,8 +176,8 @@ class BatchNorm3d(_BatchNorm):
     Statistics per channel over ``N``, ``D``, ``H`` and ``W``.
     """
 
-    @torch.jit.ignore
-    def _check_input_dim(self, input):  # unannotated: TorchScript cannot read string annotations
+    @torch.jit.unused
+    def _check_input_dim(self, input):  # unannotated: TorchScript reads it as Tensor -> None
         if input.dim() != 5:
             raise ValueError(
                 _dims_message("5D", input, "(N, C, D, H, W)")

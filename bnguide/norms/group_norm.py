@@ -23,7 +23,7 @@ from bnguide._validation import TorchRuntimeError
 from bnguide.functional import opmath_dtype
 from bnguide.norms._common import channel_view, mean_and_biased_var
 
-__all__ = ["GroupNorm", "group_norm"]
+__all__ = ["GroupNorm", "group_norm", "group_norm_unchecked"]
 
 
 def group_norm(
@@ -76,14 +76,29 @@ def group_norm(
                 f"input, but got {name} of shape {list(t.shape)} and input of shape "
                 f"{list(input.shape)}."
             )
+    return group_norm_unchecked(input, num_groups, weight, bias, eps)
+
+
+def group_norm_unchecked(
+    input: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> torch.Tensor:
+    """:func:`group_norm`'s arithmetic without its argument checks; TorchScript compiles it
+    (a scripted :class:`GroupNorm` runs it, so ``torch.jit.save`` works)."""
+    n, c = input.shape[0], input.shape[1]
     compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
     x = input.to(compute)
-    per_group = (c // num_groups) * math.prod(input.shape[2:])  # values in one group
+    per_group = c // num_groups  # values in one group: channels per group times positions
+    for extent in input.shape[2:]:
+        per_group *= extent
     grouped = x.reshape(n, num_groups, per_group)  # (N, G, C/G * spatial); a copy if strided
-    mean, var = mean_and_biased_var(grouped, (2,))  # (N, G, 1)
+    mean, var = mean_and_biased_var(grouped, [2])  # (N, G, 1)
     # per-channel statistics applied to the input itself, so the output keeps its memory
     # format (channels_last in, channels_last out)
-    shape = (n, c) + (1,) * (input.dim() - 2)
+    shape = [n, c] + [1] * (input.dim() - 2)
     mean_c = mean.repeat_interleave(c // num_groups, dim=1).reshape(shape)  # (N, C, 1, ...)
     rstd_c = torch.rsqrt(var + eps).repeat_interleave(c // num_groups, dim=1).reshape(shape)
     out = (x - mean_c) * rstd_c  # (N, C, *)
@@ -156,11 +171,14 @@ class GroupNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
-        compiles this method and calls the Python implementation below from it."""
+        """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
+        the compiled module runs the unchecked arithmetic (no Python: ``torch.jit.save``
+        works), in eager mode the checked function."""
+        if torch.jit.is_scripting():
+            return group_norm_unchecked(input, self.num_groups, self.weight, self.bias, self.eps)
         return self._forward(input)
 
-    @torch.jit.ignore
+    @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         if input.dim() >= 2 and input.shape[1] != self.num_channels:
             raise TorchRuntimeError(

@@ -22,7 +22,7 @@ from bnguide._validation import TorchRuntimeError
 from bnguide.functional import opmath_dtype
 from bnguide.norms._common import mean_and_biased_var
 
-__all__ = ["LayerNorm", "layer_norm"]
+__all__ = ["LayerNorm", "layer_norm", "layer_norm_unchecked"]
 
 
 def _as_shape(normalized_shape) -> tuple[int, ...]:
@@ -85,9 +85,21 @@ def layer_norm(
     """
     shape = _as_shape(normalized_shape)
     _check_trailing_shape(input, shape, "layer_norm", weight, bias)
+    return layer_norm_unchecked(input, list(shape), weight, bias, eps)
+
+
+def layer_norm_unchecked(
+    input: torch.Tensor,
+    normalized_shape: list[int],
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> torch.Tensor:
+    """:func:`layer_norm`'s arithmetic without its argument checks; TorchScript compiles it
+    (a scripted :class:`LayerNorm` runs it, so ``torch.jit.save`` works)."""
     compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
     x = input.to(compute)
-    dims = tuple(range(-len(shape), 0))
+    dims = list(range(-len(normalized_shape), 0))
     mean, var = mean_and_biased_var(x, dims)  # (*, 1, ..., 1)
     out = (x - mean) * torch.rsqrt(var + eps)
     if weight is not None:
@@ -149,11 +161,16 @@ class LayerNorm(nn.Module):
             nn.init.zeros_(self.bias)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
-        compiles this method and calls the Python implementation below from it."""
+        """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
+        the compiled module runs the unchecked arithmetic (no Python: ``torch.jit.save``
+        works), in eager mode the checked function."""
+        if torch.jit.is_scripting():
+            return layer_norm_unchecked(
+                input, list(self.normalized_shape), self.weight, self.bias, self.eps
+            )
         return self._forward(input)
 
-    @torch.jit.ignore
+    @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
 

@@ -19,7 +19,7 @@ from torch import nn
 from bnguide.functional import opmath_dtype
 from bnguide.norms.layer_norm import _as_shape, _check_trailing_shape
 
-__all__ = ["RMSNorm", "rms_norm"]
+__all__ = ["RMSNorm", "machine_eps", "rms_norm", "rms_norm_unchecked"]
 
 
 def rms_norm(
@@ -50,11 +50,33 @@ def rms_norm(
     """
     shape = _as_shape(normalized_shape)
     _check_trailing_shape(input, shape, "rms_norm", weight)
+    return rms_norm_unchecked(input, list(shape), weight, eps)
+
+
+def machine_eps(dtype: torch.dtype) -> float:
+    """``torch.finfo(dtype).eps`` for the floating dtypes, in a form TorchScript compiles."""
+    if dtype == torch.float64:
+        return 2.0**-52
+    if dtype == torch.float16:
+        return 2.0**-10
+    if dtype == torch.bfloat16:
+        return 2.0**-7
+    return 2.0**-23  # float32
+
+
+def rms_norm_unchecked(
+    input: torch.Tensor,
+    normalized_shape: list[int],
+    weight: torch.Tensor | None,
+    eps: float | None,
+) -> torch.Tensor:
+    """:func:`rms_norm`'s arithmetic without its argument checks; TorchScript compiles it
+    (a scripted :class:`RMSNorm` runs it, so ``torch.jit.save`` works)."""
     if eps is None:
-        eps = torch.finfo(input.dtype).eps
+        eps = machine_eps(input.dtype)
     compute = opmath_dtype(input.dtype)  # in float32 a float16 square cannot overflow
     x = input.to(compute)
-    dims = tuple(range(-len(shape), 0))
+    dims = list(range(-len(normalized_shape), 0))
     mean_square = x.square().mean(dims, keepdim=True)  # (*, 1, ..., 1)
     out = x * torch.rsqrt(mean_square + eps)
     return (out * weight.to(compute) if weight is not None else out).to(input.dtype)
@@ -103,11 +125,14 @@ class RMSNorm(nn.Module):
             nn.init.ones_(self.weight)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
-        compiles this method and calls the Python implementation below from it."""
+        """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
+        the compiled module runs the unchecked arithmetic (no Python: ``torch.jit.save``
+        works), in eager mode the checked function."""
+        if torch.jit.is_scripting():
+            return rms_norm_unchecked(input, list(self.normalized_shape), self.weight, self.eps)
         return self._forward(input)
 
-    @torch.jit.ignore
+    @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return rms_norm(input, self.normalized_shape, self.weight, self.eps)
 
