@@ -43,6 +43,8 @@ import bnguide.norms as bnorms
 from bnguide.parity import DELIBERATE_DIFFERENCES
 from bnguide.sync_batchnorm import SyncBatchNorm
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TORCH = types.SimpleNamespace(
     name="torch",
     BatchNorm1d=nn.BatchNorm1d,
@@ -297,7 +299,8 @@ def test_BatchNorm_empty(impl):  # noqa: N802 (torch's test name)
 
 @pytest.mark.parametrize("training", [False, True])
 def test_batchnorm_grad(impl, training):
-    """TestNNDeviceType.test_batchnorm_grad: gradcheck and gradgradcheck of the function."""
+    """TestNNDeviceType.test_batchnorm_grad: gradcheck and gradgradcheck of the function (in
+    fast mode)."""
     bs, n_feat, size_feat = 4, 5, 6
     dt = torch.double
     input = torch.arange(bs * n_feat * size_feat, dtype=dt).view(bs, n_feat, size_feat)
@@ -312,8 +315,10 @@ def test_batchnorm_grad(impl, training):
             x, running_mean.clone(), running_var.clone(), w, b, training, 0.1, 0.0001
         )
 
-    assert torch.autograd.gradcheck(fn, (input, weight, bias))
-    assert torch.autograd.gradgradcheck(fn, (input, weight, bias))
+    # fast mode (a random projection of the Jacobian, as test_ops.py's OpInfo checks use):
+    # the full Jacobians of 130 inputs take 20 s for torch's own kernel on 2 shared cores
+    assert torch.autograd.gradcheck(fn, (input, weight, bias), fast_mode=True)
+    assert torch.autograd.gradgradcheck(fn, (input, weight, bias), fast_mode=True)
 
 
 def _batchnorm_eval(impl, ndim, dtype):
@@ -696,7 +701,7 @@ def test_GroupNorm_empty(impl):  # noqa: N802 (torch's test name)
 @pytest.mark.parametrize("dtype", [torch.float, torch.double, torch.bfloat16, torch.half], ids=str)
 @pytest.mark.parametrize(
     ("size", "groups"),
-    [((4, 8, 10, 10), 4), ((2, 30, 9, 9), 3), ((4, 8, 40, 40), 4), ((2, 9, 7, 11, 15), 3)],
+    [((4, 8, 10, 10), 4), ((2, 30, 9, 9), 3), ((2, 8, 20, 20), 4), ((2, 9, 7, 11, 15), 3)],
 )
 @pytest.mark.parametrize("is_mixed", [True, False])
 def test_groupnorm_nhwc(impl, dtype, size, groups, is_mixed):
