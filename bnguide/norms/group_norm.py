@@ -17,10 +17,10 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from bnguide._validation import TorchRuntimeError
 from bnguide.functional import opmath_dtype
+from bnguide.nn import NormBase
 from bnguide.norms._common import channel_view, mean_and_biased_var
 
 __all__ = ["GroupNorm", "group_norm", "group_norm_unchecked"]
@@ -109,7 +109,7 @@ def group_norm_unchecked(
     return out.to(input.dtype)
 
 
-class GroupNorm(nn.Module):
+class GroupNorm(NormBase):
     """Group normalization as a module, mirroring ``torch.nn.GroupNorm``.
 
     Parameters
@@ -130,6 +130,9 @@ class GroupNorm(nn.Module):
     Input ``(N, C, *)``; output the same shape.
     """
 
+    _repr_positional = ("num_groups", "num_channels")
+    _repr_keywords = ("eps", "affine", "bias")
+
     def __init__(
         self,
         num_groups: int,
@@ -141,34 +144,15 @@ class GroupNorm(nn.Module):
         *,
         bias: bool = True,
     ) -> None:
-        super().__init__()
         if num_groups < 1 or num_channels % num_groups != 0:
             raise ValueError(
                 f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups}); "
                 "choose a num_groups that divides the channel count."
             )
-        factory = {"device": device, "dtype": dtype}
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps
-        self.affine = affine
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_channels, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(num_channels, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Set ``weight`` to ones and ``bias`` to zeros."""
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().__init__(num_channels, affine, bias, device=device, dtype=dtype)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
@@ -186,9 +170,3 @@ class GroupNorm(nn.Module):
                 f"(N, {self.num_channels}, *), got {list(input.shape)}."
             )
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
-            f"bias={self.bias is not None}"
-        )

@@ -16,10 +16,10 @@ from __future__ import annotations
 import numbers
 
 import torch
-from torch import nn
 
 from bnguide._validation import TorchRuntimeError
 from bnguide.functional import opmath_dtype
+from bnguide.nn import NormBase
 from bnguide.norms._common import mean_and_biased_var
 
 __all__ = ["LayerNorm", "layer_norm", "layer_norm_unchecked"]
@@ -109,7 +109,7 @@ def layer_norm_unchecked(
     return out.to(input.dtype)
 
 
-class LayerNorm(nn.Module):
+class LayerNorm(NormBase):
     """Layer normalization as a module, mirroring ``torch.nn.LayerNorm``.
 
     Parameters
@@ -128,6 +128,9 @@ class LayerNorm(nn.Module):
     Input ``(*, *normalized_shape)``; output the same shape.
     """
 
+    _repr_positional = ("normalized_shape",)
+    _repr_keywords = ("eps", "elementwise_affine", "bias")
+
     def __init__(
         self,
         normalized_shape,
@@ -137,28 +140,12 @@ class LayerNorm(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = nn.Parameter(torch.empty(self.normalized_shape, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(self.normalized_shape, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Set ``weight`` to ones and ``bias`` to zeros."""
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().__init__(
+            self.normalized_shape, elementwise_affine, bias, device=device, dtype=dtype
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
@@ -173,9 +160,3 @@ class LayerNorm(nn.Module):
     @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, "
-            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
-        )

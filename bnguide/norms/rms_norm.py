@@ -14,9 +14,9 @@ True
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from bnguide.functional import opmath_dtype
+from bnguide.nn import NormBase
 from bnguide.norms.layer_norm import _as_shape, _check_trailing_shape
 
 __all__ = ["RMSNorm", "machine_eps", "rms_norm", "rms_norm_unchecked"]
@@ -82,7 +82,7 @@ def rms_norm_unchecked(
     return (out * weight.to(compute) if weight is not None else out).to(input.dtype)
 
 
-class RMSNorm(nn.Module):
+class RMSNorm(NormBase):
     """RMS normalization as a module, mirroring ``torch.nn.RMSNorm``.
 
     Parameters
@@ -99,6 +99,9 @@ class RMSNorm(nn.Module):
     Input ``(*, *normalized_shape)``; output the same shape.
     """
 
+    _repr_positional = ("normalized_shape",)
+    _repr_keywords = ("eps", "elementwise_affine")
+
     def __init__(
         self,
         normalized_shape,
@@ -107,22 +110,12 @@ class RMSNorm(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = nn.Parameter(
-                torch.empty(self.normalized_shape, device=device, dtype=dtype)
-            )
-        else:
-            self.register_parameter("weight", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Set ``weight`` to ones."""
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
+        super().__init__(
+            self.normalized_shape, elementwise_affine, bias=False, device=device, dtype=dtype
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
@@ -135,8 +128,3 @@ class RMSNorm(nn.Module):
     @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return rms_norm(input, self.normalized_shape, self.weight, self.eps)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-        )
