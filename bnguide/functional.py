@@ -361,7 +361,16 @@ def batch_norm_scripted(
     autograd differentiating the operations instead of the hand-written backward, and without
     the argument checks. A module scripted this way has no Python left in it, so
     ``torch.jit.save`` can write it and ``torch.jit.load`` run it without bnguide installed.
-    Arguments as for :func:`batch_norm`.
+
+    Parameters
+    ----------
+    input, running_mean, running_var, weight, bias, training, momentum, eps
+        As for :func:`batch_norm`.
+
+    Returns
+    -------
+    Tensor
+        Equal to :func:`batch_norm`'s output.
     """
     compute = opmath_dtype(input.dtype)
     x = input.to(compute)

@@ -845,3 +845,9 @@ def test_torch_fusion_utils_fold_bnguide_batchnorm(transpose):
     fused = fuse_conv_bn_eval(conv, bn, transpose=transpose)
     x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
     torch.testing.assert_close(fused(x), bn(conv(x)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_machine_eps_is_finfo_eps(dtype):
+    # rms_norm's default eps in the form TorchScript compiles equals torch.finfo's
+    assert bnorms.machine_eps(dtype) == torch.finfo(dtype).eps

@@ -87,7 +87,18 @@ def group_norm_unchecked(
     eps: float,
 ) -> torch.Tensor:
     """:func:`group_norm`'s arithmetic without its argument checks; TorchScript compiles it
-    (a scripted :class:`GroupNorm` runs it, so ``torch.jit.save`` works)."""
+    (a scripted :class:`GroupNorm` runs it, so ``torch.jit.save`` works).
+
+    Parameters
+    ----------
+    input, num_groups, weight, bias, eps
+        As for :func:`group_norm`, already checked.
+
+    Returns
+    -------
+    torch.Tensor
+        Equal to :func:`group_norm`'s output.
+    """
     n, c = input.shape[0], input.shape[1]
     compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
     x = input.to(compute)

@@ -96,7 +96,20 @@ def layer_norm_unchecked(
     eps: float,
 ) -> torch.Tensor:
     """:func:`layer_norm`'s arithmetic without its argument checks; TorchScript compiles it
-    (a scripted :class:`LayerNorm` runs it, so ``torch.jit.save`` works)."""
+    (a scripted :class:`LayerNorm` runs it, so ``torch.jit.save`` works).
+
+    Parameters
+    ----------
+    input, weight, bias, eps
+        As for :func:`layer_norm`, already checked.
+    normalized_shape : list of int
+        The trailing dimensions to normalize over.
+
+    Returns
+    -------
+    torch.Tensor
+        Equal to :func:`layer_norm`'s output.
+    """
     compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
     x = input.to(compute)
     dims = list(range(-len(normalized_shape), 0))

@@ -54,7 +54,18 @@ def rms_norm(
 
 
 def machine_eps(dtype: torch.dtype) -> float:
-    """``torch.finfo(dtype).eps`` for the floating dtypes, in a form TorchScript compiles."""
+    """``torch.finfo(dtype).eps`` for the floating dtypes, in a form TorchScript compiles.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        float64, float32, float16 or bfloat16 (anything else gets float32's).
+
+    Returns
+    -------
+    float
+        The distance from 1 to the next representable number.
+    """
     if dtype == torch.float64:
         return 2.0**-52
     if dtype == torch.float16:
@@ -71,7 +82,20 @@ def rms_norm_unchecked(
     eps: float | None,
 ) -> torch.Tensor:
     """:func:`rms_norm`'s arithmetic without its argument checks; TorchScript compiles it
-    (a scripted :class:`RMSNorm` runs it, so ``torch.jit.save`` works)."""
+    (a scripted :class:`RMSNorm` runs it, so ``torch.jit.save`` works).
+
+    Parameters
+    ----------
+    input, weight, eps
+        As for :func:`rms_norm`, already checked.
+    normalized_shape : list of int
+        The trailing dimensions to normalize over.
+
+    Returns
+    -------
+    torch.Tensor
+        Equal to :func:`rms_norm`'s output.
+    """
     if eps is None:
         eps = machine_eps(input.dtype)
     compute = opmath_dtype(input.dtype)  # in float32 a float16 square cannot overflow
