@@ -8,7 +8,8 @@ run through torch's layer or function and bnguide's, in float64, float32, bfloat
 the CPU, and compared: output values, dtype and memory format, first and second order gradients,
 forward-mode derivatives, running statistics, ``num_batches_tracked``, ``state_dict`` (keys,
 values, version), and for error inputs the exception type and message. The normalization tests
-of ``test/test_nn.py`` that are not covered by the samples are ported at the end.
+of ``test/test_nn.py`` are ported in ``tests/test_torch_nn_port.py``; the checks at the end cover
+what neither reaches (TorchScript save/load, fusion, a few test_nn.py cases written out by hand).
 
 Deliberate differences are listed in :data:`DIFFERENCES` (one line of reason each); the cases they
 cover are strict xfails, so a difference that disappears is noticed.
@@ -35,6 +36,7 @@ from torch.testing._internal.opinfo import core as opinfo_core  # noqa: E402
 import bnguide.functional as bf  # noqa: E402
 import bnguide.nn as bnn  # noqa: E402
 import bnguide.norms as bnorms  # noqa: E402
+from bnguide.parity import DELIBERATE_DIFFERENCES  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -62,15 +64,14 @@ OURS_OP = {
 MODULE_INFOS = [m for m in module_db if m.module_cls in OURS_MODULE]
 OP_INFOS = [o for o in op_db if o.name in OURS_OP and o.variant_test_name == ""]
 
-# Deliberate differences: case-id pattern -> why bnguide differs (each a teaching point).
+# Deliberate differences: case-id pattern -> why bnguide differs, an entry of the documented list
+# bnguide.parity.DELIBERATE_DIFFERENCES that the page *The PyTorch module* shows.
 DIFFERENCES: dict[str, str] = {
-    r"InstanceNorm[123]d-.*-cl$": "keeps the input's channels_last layout; torch's "
-    "instance_norm folds N into C, calls batch_norm and returns a contiguous tensor",
-    r"LayerNorm-.*-cl$": "keeps channels_last (elementwise ops on the input); torch's "
-    "layer_norm kernel returns a contiguous tensor",
-    r"(BatchNorm[23]d-eval|GroupNorm-(train|eval))-.*-cl$": "the input gradient of a "
-    "composite of elementwise ops follows the upstream gradient's memory format; torch's "
-    "fused kernel lays it out like the input",
+    # InstanceNorm folds N into C and calls batch_norm, LayerNorm's kernel: contiguous results
+    r"(InstanceNorm[123]d|LayerNorm)-.*-cl$": DELIBERATE_DIFFERENCES["channels_last_layout"],
+    r"(BatchNorm[23]d-eval|GroupNorm-(train|eval))-.*-cl$": DELIBERATE_DIFFERENCES[
+        "gradient_layout"
+    ],
 }
 
 
