@@ -37,6 +37,7 @@ DESCRIPTION = (
 )
 __all__ = [
     "CLAIMS",
+    "DEEP_LAYERS",
     "LR_SMALL",
     "PAPER_FINAL_LOSS",
     "PAPER_STEPS",
@@ -111,6 +112,10 @@ class Config:
     def deep(self) -> slice:
         """:attr:`deep_layers` as a slice of the layer axis."""
         return slice(*self.deep_layers)
+
+
+DEEP_LAYERS = Config().deep
+"""``Config().deep``: the default deep-layer window as a slice (layers 20-24)."""
 
 
 @dataclass
