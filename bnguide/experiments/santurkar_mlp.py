@@ -535,6 +535,7 @@ def _claims():
 
 
 LP = ("l1", "l2", "linf")
+"""The Lp normalizations of the paper's section 3.3 (Figure 5), as variant names."""
 
 CLAIMS = _claims()
 """This experiment's comparisons with the paper (:mod:`bnguide.claims`)."""
