@@ -247,22 +247,66 @@ LR_SMALL = 1e-7
 
 
 def small_lr_config(config: Config = Config()) -> Config:
-    """``config`` at :data:`LR_SMALL`, for the standard and the BN network only."""
+    """``config`` at :data:`LR_SMALL`, for the standard and the BN network only.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Every other setting.
+
+    Returns
+    -------
+    Config
+    """
     return dataclasses.replace(config, lr=LR_SMALL, variants=("none", "bn"))
 
 
 def deep_cos(results, variant: str) -> np.ndarray:
-    """Per seed, the median of ``cos(G, G')`` over the probes and the ``deep_layers``."""
+    """Per seed, the median of ``cos(G, G')`` over the probes and the ``deep_layers``.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        One per seed; each result's own ``config.deep_layers`` is used.
+    variant : str
+        One of the result's ``ics_variants``.
+
+    Returns
+    -------
+    ndarray (S,)
+    """
     return np.array([float(np.median(r.ics_cos[variant][:, r.config.deep])) for r in results])
 
 
 def final_loss_ratio(results, variant: str) -> np.ndarray:
-    """Per seed, ``variant``'s final loss over the standard network's."""
+    """Per seed, ``variant``'s final loss over the standard network's.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        One per seed, each with the ``"none"`` variant.
+    variant : str
+
+    Returns
+    -------
+    ndarray (S,)
+    """
     return np.array([r.loss[variant][-1] / r.loss["none"][-1] for r in results])
 
 
 def worst_loss(results, variant: str) -> np.ndarray:
-    """Per seed, the largest loss along the gradient over every probe and step size."""
+    """Per seed, the largest loss along the gradient over every probe and step size.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        One per seed.
+    variant : str
+
+    Returns
+    -------
+    ndarray (S,)
+    """
     return np.array([float(r.band_losses[variant].max()) for r in results])
 
 

@@ -59,7 +59,18 @@ per (norm, learning rate); the standard network at 0.5 diverges (chance, 10%).""
 
 
 def key(norm: str, lr: float) -> str:
-    """The Result's dict key of a run: ``"bn@0.5"``."""
+    """The Result's dict key of a run.
+
+    Parameters
+    ----------
+    norm : str
+    lr : float
+
+    Returns
+    -------
+    str
+        For example ``"bn@0.5"``.
+    """
     return f"{norm}@{lr:g}"
 
 
@@ -166,12 +177,36 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
 
 
 def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed, for :func:`bnguide.cache.cached_runs`."""
+    """``config`` once per seed, for :func:`bnguide.cache.cached_runs`.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Every setting but the seed.
+    seeds : sequence of int, optional
+        By default :data:`SEEDS`.
+
+    Returns
+    -------
+    list of Config
+    """
     return [dataclasses.replace(config, seed=int(s)) for s in seeds]
 
 
 def final_accuracy(results, norm: str, lr: float) -> np.ndarray:
-    """Per seed, the training-mode accuracy (%) over the last ``eval_every`` steps."""
+    """Per seed, the training-mode accuracy (%) over the last ``eval_every`` steps.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        One per seed.
+    norm : str
+    lr : float
+
+    Returns
+    -------
+    ndarray (S,)
+    """
     return np.array([100 * r.batch_accuracy[key(norm, lr)][-1] for r in results])
 
 

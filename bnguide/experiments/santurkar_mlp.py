@@ -380,7 +380,25 @@ def landscape_ratio(results, key: str, variant: str = "bn") -> np.ndarray:
 
 
 def accuracy_at(results, variant: str, step: int = LP_STEP) -> np.ndarray:
-    """Per seed, the training accuracy (%, eval mode) at evaluation step ``step``."""
+    """Per seed, the training accuracy (%, eval mode) at evaluation step ``step``.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        One per seed.
+    variant : str
+    step : int, optional
+        By default :data:`LP_STEP`.
+
+    Returns
+    -------
+    ndarray (S,)
+
+    Raises
+    ------
+    ValueError
+        If ``step`` was not an evaluation step.
+    """
     out = []
     for r in results:
         steps = list(r.eval_steps)
@@ -391,7 +409,20 @@ def accuracy_at(results, variant: str, step: int = LP_STEP) -> np.ndarray:
 
 
 def lp_closer_to_bn(results, norm: str, step: int = LP_STEP) -> np.ndarray:
-    """Per seed, ``|acc - acc_standard| - |acc - acc_BN|`` for ``norm`` (> 0: closer to BN)."""
+    """Per seed, ``|acc - acc_standard| - |acc - acc_BN|`` for ``norm`` (> 0: closer to BN).
+
+    Parameters
+    ----------
+    results : sequence of Result
+        One per seed, each with the ``"none"`` and ``"bn"`` variants.
+    norm : str
+    step : int, optional
+        The evaluation step (by default :data:`LP_STEP`).
+
+    Returns
+    -------
+    ndarray (S,)
+    """
     acc = accuracy_at(results, norm, step)
     return np.abs(acc - accuracy_at(results, "none", step)) - np.abs(
         acc - accuracy_at(results, "bn", step)

@@ -326,6 +326,13 @@ def accuracy(result: Result, variant: str, at, field: str = "batch_accuracy") ->
 def noise_cost(result: Result, field: str = "batch_accuracy") -> dict:
     """Per seed, the points the noise costs each network at the end (last three evaluations).
 
+    Parameters
+    ----------
+    result : Result
+        Over several seeds, with all four variants.
+    field : {"batch_accuracy", "train_accuracy"}, optional
+        Training mode with the noise on (default) or eval mode with it off.
+
     Returns
     -------
     dict
