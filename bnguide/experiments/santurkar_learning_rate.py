@@ -230,6 +230,8 @@ def _claims():
             criterion=Direction(
                 "<", FAIL_ACCURACY, f"standard at lr {hi:g}, training accuracy (%) at the end"
             ),
+            note="Our standard network does not diverge: it hovers between chance and about "
+            "half accuracy, so a seed can end just above the threshold under some float kernels.",
             **common,
         ),
         Claim(
