@@ -2,10 +2,10 @@
 
 A :class:`Claim` names the paper, the figure or table, the paper's value (a constant of the
 experiment module that measures it), what we measure, and a :class:`Criterion` written before any
-run: a direction (:class:`Direction`) or a ratio with a tolerance (:class:`Ratio`). Its
-``measure`` function returns one number per seed, read from the experiment's cached results; the
-criterion turns those numbers into a verdict: *reproduced*, *partly*, *not reproduced* or
-*opposite*. A criterion is never a band around this run's own number.
+run: a direction (:class:`Direction`), a ratio with a tolerance (:class:`Ratio`) or a level with
+a tolerance (:class:`Within`). Its ``measure`` function returns one number per seed, read from the
+experiment's cached results; the criterion turns those numbers into a verdict: *reproduced*,
+*partly*, *not reproduced* or *opposite*. A criterion is never a band around this run's own number.
 
 Claims register themselves with :func:`register` (the experiment modules' ``CLAIMS`` lists are
 collected by :func:`all_claims`; their ``QUOTED`` lists, paper numbers the book quotes without
@@ -22,6 +22,8 @@ Examples
 'opposite'
 >>> Ratio(7.0, within=2.0).verdict([6.2, 9.8, 12.3])
 'reproduced'
+>>> Within(98.2, 0.5, "final accuracy (%)").verdict([98.0, 98.1, 97.5])
+'partly'
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "Measured",
     "Quoted",
     "Ratio",
+    "Within",
     "all_claims",
     "all_quoted",
     "check",
@@ -66,6 +69,10 @@ class Criterion:
         raise NotImplementedError
 
     def describe(self) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def boundaries(self) -> tuple[float, ...]:  # pragma: no cover - interface
+        """The values at which a seed changes side: where a verdict can change."""
         raise NotImplementedError
 
 
@@ -117,6 +124,10 @@ class Direction(Criterion):
             return "opposite"
         return "partly" if k > o else "not reproduced"
 
+    def boundaries(self) -> tuple[float, ...]:
+        t, m = self.threshold, self.margin
+        return (t - m, t + m) if m else (t,)
+
     def describe(self) -> str:
         m = f" by more than {self.margin:g}" if self.margin else ""
         return f"{self.quantity} {self.sense} {self.threshold:g}{m} on every seed"
@@ -162,10 +173,67 @@ class Ratio(Criterion):
             return "opposite"
         return "not reproduced"
 
+    def boundaries(self) -> tuple[float, ...]:
+        return (self.paper / self.within, self.paper * self.within, 1.0)
+
     def describe(self) -> str:
         return (
             f"{self.quantity} within {self.within:g}x of {self.paper:g} "
             f"({self.paper / self.within:.3g} to {self.paper * self.within:.3g}) on every seed"
+        )
+
+
+@dataclass(frozen=True)
+class Within(Criterion):
+    """Each seed's value is the paper's value within an absolute tolerance.
+
+    For a quantity the paper reports as a level (an accuracy, a range read off a plot) rather
+    than a direction: ``tolerance`` is fixed before the run from how precisely the paper's value
+    can be read and how much a protocol detail the paper leaves open may move it.
+
+    Parameters
+    ----------
+    paper : float
+        The paper's value.
+    tolerance : float
+        Allowed distance either way (> 0), in the units of the value.
+    quantity : str
+        What the per-seed value is, in words.
+
+    Notes
+    -----
+    Every seed within the tolerance: reproduced; more seeds within than outside: partly;
+    otherwise: not reproduced (there is no "opposite" side of a level).
+    """
+
+    paper: float
+    tolerance: float
+    quantity: str = "value"
+
+    def __post_init__(self):
+        if not np.isfinite(self.paper):
+            raise ValueError(f"Within paper value must be finite, got {self.paper!r}.")
+        if not self.tolerance > 0:
+            raise ValueError(f"Within tolerance must be > 0, got {self.tolerance!r}.")
+
+    def inside(self, values: Sequence[float]) -> int:
+        """How many seeds lie within the tolerance of the paper's value."""
+        return int(np.sum(np.abs(_values(values) - self.paper) <= self.tolerance))
+
+    def verdict(self, values: Sequence[float]) -> str:
+        n, k = len(_values(values)), self.inside(values)
+        if k == n:
+            return "reproduced"
+        return "partly" if k > n - k else "not reproduced"
+
+    def boundaries(self) -> tuple[float, ...]:
+        return (self.paper - self.tolerance, self.paper + self.tolerance)
+
+    def describe(self) -> str:
+        low, high = self.paper - self.tolerance, self.paper + self.tolerance
+        return (
+            f"{self.quantity} within {self.tolerance:g} of {self.paper:g} "
+            f"({low:.3g} to {high:.3g}) on every seed"
         )
 
 
@@ -241,6 +309,23 @@ class Measured:
         if len(v) == 1:
             return f"{v[0]:{fmt}} (1 run)"
         return f"mean {v.mean():{fmt}}, range {v.min():{fmt}}–{v.max():{fmt}} ({len(v)} seeds)"
+
+    def margin(self) -> float:
+        """Distance of the seed nearest to a boundary of the criterion (units of the values).
+
+        No seed can change side, and so the verdict cannot change, unless a seed's value moves
+        by at least this much (another CPU's float kernels, another seed set).
+        """
+        b = np.asarray(self.claim.criterion.boundaries(), dtype=float)
+        return float(np.abs(self.values[:, None] - b[None, :]).min())
+
+    def report(self, fmt: str = ".3g") -> str:
+        """One line for a check cell: id, verdict, the seeds' values, margin, criterion."""
+        each = ", ".join(f"{v:{fmt}}" for v in self.values)
+        return (
+            f"{self.claim.id}: {self.verdict} [{each}] margin {self.margin():{fmt}}; "
+            f"criterion: {self.claim.criterion.describe()}"
+        )
 
 
 _REGISTRY: dict[str, Claim] = {}

@@ -128,6 +128,7 @@ class TrainLog:
     steps: list[int] = field(default_factory=list)
     train_accuracy: list[float] = field(default_factory=list)  # eval mode, fixed subset
     train_loss: list[float] = field(default_factory=list)  # mean mini-batch loss since last eval
+    batch_accuracy: list[float] = field(default_factory=list)  # training mode, since last eval
     test_accuracy: list[float] = field(default_factory=list)  # eval mode, when test data given
     diverged_at: int | None = None
 
@@ -136,6 +137,7 @@ class TrainLog:
             "steps": np.asarray(self.steps),
             "train_accuracy": np.asarray(self.train_accuracy),
             "train_loss": np.asarray(self.train_loss),
+            "batch_accuracy": np.asarray(self.batch_accuracy),
             "test_accuracy": np.asarray(self.test_accuracy),
         }
 
@@ -172,7 +174,9 @@ def train(
 ) -> TrainLog:
     """Plain SGD on cross-entropy, with measurements at ``probe_steps``.
 
-    Every ``eval_every`` steps the accuracy on ``eval_data`` (and ``test_data``) is recorded.
+    Every ``eval_every`` steps the accuracy on ``eval_data`` (and ``test_data``) is recorded in
+    eval mode, and beside it the mean accuracy on the mini-batches trained on since the last
+    evaluation, in training mode (batch statistics, noise layers on: what the paper plots).
 
     ``probe(step, net, params, grads, xb, yb)`` is called before the update of ``step`` with
     detached copies of the parameters and their gradients on the step's batch. Training stops
@@ -181,16 +185,17 @@ def train(
     gen = torch.Generator().manual_seed(seed)
     log = TrainLog()
     probe_at = set(probe_steps)
-    order, pos, running = torch.randperm(len(x), generator=gen), 0, []
+    order, pos, running, hits = torch.randperm(len(x), generator=gen), 0, [], []
     net.train()
     for step in range(steps + 1):
         if step % eval_every == 0 and eval_data is not None:
             log.steps.append(step)
             log.train_accuracy.append(_accuracy(net, *eval_data))
             log.train_loss.append(float(np.mean(running)) if running else float("nan"))
+            log.batch_accuracy.append(float(np.mean(hits)) if hits else float("nan"))
             if test_data is not None:
                 log.test_accuracy.append(_accuracy(net, *test_data))
-            running = []
+            running, hits = [], []
         if step == steps:
             break
         if pos + batch_size > len(x):
@@ -199,12 +204,14 @@ def train(
         pos += batch_size
         xb, yb = x[idx], y[idx]  # (B, 784), (B,)
         net.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(xb), yb)
+        logits = net(xb)  # (B, classes)
+        loss = F.cross_entropy(logits, yb)
         if not torch.isfinite(loss):
             log.diverged_at = step
             break
         loss.backward()
         running.append(float(loss.detach()))
+        hits.append(float((logits.detach().argmax(1) == yb).float().mean()))
         if probe is not None and step in probe_at:
             params = {k: v.detach().clone() for k, v in net.named_parameters()}
             grads = {k: v.grad.detach().clone() for k, v in net.named_parameters()}

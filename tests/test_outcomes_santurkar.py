@@ -1,0 +1,135 @@
+"""Outcome tests of the Santurkar et al. (2018) experiments at a reduced scale.
+
+Each test runs an experiment for a few hundred steps on 2 seeds and checks the direction of a
+main claim with the claim's own criterion (:mod:`bnguide.claims`), so that a regression shows
+up here and not only in the book build (chapters *Why BN works: internal covariate shift* and
+*... a smoother landscape*). The book's scale and seeds are checked by the chapters.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from bnguide import claims
+from bnguide.experiments import santurkar_deep_linear as dln
+from bnguide.experiments import santurkar_learning_rate as lrx
+from bnguide.experiments import santurkar_mlp as mlp
+from bnguide.experiments import santurkar_noisy_bn as nb
+
+SEEDS = (0, 1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # small nets: one thread is fastest, and spin-waiting threads crawl on a loaded machine
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def verdict(claim_id: str, values) -> str:
+    return claims.get(claim_id).criterion.verdict(values)
+
+
+@pytest.fixture(scope="module")
+def noisy():
+    cfg = nb.Config(steps=400, n_eval=1000, snapshot_every=100, n_probe=256)
+    return nb.combine(nb.run(c) for c in nb.seed_configs(cfg, SEEDS))
+
+
+def test_noisy_bn_trains_faster_than_standard_early(noisy):
+    values = nb.accuracy(noisy, "noisy-bn", nb.EARLY_STEPS) - nb.accuracy(
+        noisy, "standard", nb.EARLY_STEPS
+    )
+    assert verdict("noisy-bn-vs-standard-early", values) == "reproduced", values
+
+
+def test_bn_moves_layer_inputs_least(noisy):
+    # BN pins each unit's mean and variance; the standard and the noisy networks' inputs move
+    # several times more (whether noisy BN's move more than the standard net's depends on the
+    # stage of training: the book states it over 1,500 steps, on most seeds)
+    shift = {v: s.mean(1) for v, s in noisy.shift.items()}  # (seeds,)
+    assert (shift["standard"] > 2 * shift["bn"]).all(), shift
+    assert (shift["noisy-bn"] > 2 * shift["bn"]).all(), shift
+
+
+def test_noisy_bn_training_mode_accuracy_is_recorded_with_the_noise_on(noisy):
+    # step 0 has no mini-batch yet; the training-mode accuracy of noisy BN is below its
+    # eval-mode accuracy at the end (the noise is on in training mode only)
+    assert np.isnan(noisy.batch_accuracy["bn"][:, 0]).all()
+    end_train = nb.accuracy(noisy, "noisy-bn", "end")
+    end_eval = nb.accuracy(noisy, "noisy-bn", "end", field="train_accuracy")
+    assert end_train.shape == end_eval.shape == (len(SEEDS),)
+    with pytest.raises(ValueError, match="were not evaluated"):
+        nb.accuracy(noisy, "bn", 150)
+    with pytest.raises(ValueError, match="field must be"):
+        nb.accuracy(noisy, "bn", "end", field="test_accuracy")
+
+
+@pytest.fixture(scope="module")
+def mlps():
+    cfg = mlp.Config(variants=("none", "bn"), steps=350, probe_every=50, eval_every=50)
+    cfg = dataclasses.replace(cfg, n_eval=1000, n_test=500, step_multipliers=(0.5, 2.0, 4.0))
+    return [mlp.run(c) for c in mlp.seed_configs(cfg, SEEDS)]
+
+
+def test_mlp_loss_band_is_narrower_with_bn(mlps):
+    ratio = mlp.landscape_ratio(mlps, "loss_band")
+    assert (ratio > 1).all(), ratio  # the paper's direction (its ratio: 7x)
+
+
+def test_mlp_raw_gradient_shift_is_larger_with_bn_at_layer_5(mlps):
+    l2 = mlp.layer5(mlps, "ics_l2")
+    assert verdict("ics-layer5-l2", l2["bn"] - l2["none"]) == "reproduced", l2
+
+
+def test_mlp_gradient_shift_is_not_removed_by_bn(mlps):
+    cos = mlp.layer5(mlps)
+    assert verdict("ics-layer5-cos-far-from-1", np.maximum(*cos.values())) == "reproduced", cos
+
+
+@pytest.fixture(scope="module")
+def dlns_small():
+    cfg = dln.small_lr_config(dln.Config(steps=300, probe_every=50, loss_every=50))
+    return [dln.run(c) for c in dln.seed_configs(cfg, SEEDS)]
+
+
+def test_dln_standard_keeps_its_gradient_direction_and_bn_does_not(dlns_small):
+    assert verdict("dln-standard-cos-lr1e-7", dln.deep_cos(dlns_small, "none")) == "reproduced"
+    diff = dln.deep_cos(dlns_small, "bn") - dln.deep_cos(dlns_small, "none")
+    assert verdict("dln-bn-cos-lr1e-7", diff) == "reproduced", diff
+
+
+def test_dln_deep_layer_window_is_a_config_field():
+    cfg = dln.Config(depth=6, dim=3, n_samples=20, steps=2, probe_every=1, deep_layers=(3, 5))
+    result = dln.run(dataclasses.replace(cfg, variants=("none",), ics_variants=("none",)))
+    expected = np.median(result.ics_cos["none"][:, 3:5])
+    assert dln.deep_cos([result], "none")[0] == pytest.approx(expected)
+    assert dln.DEEP_LAYERS == dln.Config().deep == slice(19, 24)
+
+
+def test_fig1_at_5x_the_learning_rate_bn_trains_and_the_standard_net_fails():
+    cfg = lrx.Config(lrs=(0.5,), steps=200, n_eval=500)
+    results = [lrx.run(c) for c in lrx.seed_configs(cfg, SEEDS)]
+    assert verdict("fig1-standard-fails", lrx.final_accuracy(results, "none", 0.5)) == (
+        "reproduced"
+    )
+    assert verdict("fig1-bn-trains", lrx.final_accuracy(results, "bn", 0.5)) == "reproduced"
+
+
+def test_fig1_rejects_bad_configs():
+    with pytest.raises(ValueError, match="norms must be"):
+        lrx.run(lrx.Config(norms=("gn",)))
+    with pytest.raises(ValueError, match="learning rates must be positive"):
+        lrx.run(lrx.Config(lrs=(0.0,)))
+
+
+def test_every_santurkar_claim_is_registered_with_its_chapter():
+    ids = {c.id: c for c in claims.all_claims() if c.paper == "Santurkar et al. 2018"}
+    for module in (nb, mlp, dln, lrx):
+        for c in module.CLAIMS:
+            assert ids[c.id] is c
+            assert c.chapter in ("book/why/ics", "book/why/smoothness")
