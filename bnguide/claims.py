@@ -2,9 +2,9 @@
 
 A :class:`Claim` names the paper, the figure or table, the paper's value (a constant of the
 experiment module that measures it), what we measure, and a :class:`Criterion` written before any
-run: a direction (:class:`Direction`) or a ratio with a tolerance (:class:`Ratio`). Its
-``measure`` function returns one number per seed, read from the experiment's cached results; the
-criterion turns those numbers into a verdict: *reproduced*, *partly*, *not reproduced* or
+run: a direction (:class:`Direction`), a ratio with a tolerance (:class:`Ratio`) or a level with
+a tolerance (:class:`Within`). Its ``measure`` function returns one number per seed, read from the
+experiment's cached results; the criterion turns those numbers into a verdict: *reproduced*, *partly*, *not reproduced* or
 *opposite*. A criterion is never a band around this run's own number.
 
 Claims register themselves with :func:`register` (the experiment modules' ``CLAIMS`` lists are
@@ -21,6 +21,8 @@ Examples
 'opposite'
 >>> Ratio(7.0, within=2.0).verdict([6.2, 9.8, 12.3])
 'reproduced'
+>>> Within(98.2, 0.5, "final accuracy (%)").verdict([98.0, 98.1, 97.5])
+'partly'
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "Direction",
     "Measured",
     "Ratio",
+    "Within",
     "all_claims",
     "check",
     "get",
@@ -157,6 +160,56 @@ class Ratio(Criterion):
         return (
             f"{self.quantity} within {self.within:g}x of {self.paper:g} "
             f"({self.paper / self.within:.3g} to {self.paper * self.within:.3g}) on every seed"
+        )
+
+
+@dataclass(frozen=True)
+class Within(Criterion):
+    """Each seed's value is the paper's value within an absolute tolerance.
+
+    For a quantity the paper reports as a level (an accuracy, a range read off a plot) rather
+    than a direction: ``tolerance`` is fixed before the run from how precisely the paper's value
+    can be read and how much a protocol detail the paper leaves open may move it.
+
+    Parameters
+    ----------
+    paper : float
+        The paper's value.
+    tolerance : float
+        Allowed distance either way (> 0), in the units of the value.
+    quantity : str
+        What the per-seed value is, in words.
+
+    Notes
+    -----
+    Every seed within the tolerance: reproduced; more seeds within than outside: partly;
+    otherwise: not reproduced (there is no "opposite" side of a level).
+    """
+
+    paper: float
+    tolerance: float
+    quantity: str = "value"
+
+    def __post_init__(self):
+        if not np.isfinite(self.paper):
+            raise ValueError(f"Within paper value must be finite, got {self.paper!r}.")
+        if not self.tolerance > 0:
+            raise ValueError(f"Within tolerance must be > 0, got {self.tolerance!r}.")
+
+    def inside(self, values: Sequence[float]) -> int:
+        """How many seeds lie within the tolerance of the paper's value."""
+        return int(np.sum(np.abs(_values(values) - self.paper) <= self.tolerance))
+
+    def verdict(self, values: Sequence[float]) -> str:
+        n, k = len(_values(values)), self.inside(values)
+        if k == n:
+            return "reproduced"
+        return "partly" if k > n - k else "not reproduced"
+
+    def describe(self) -> str:
+        return (
+            f"{self.quantity} within {self.tolerance:g} of {self.paper:g} "
+            f"({self.paper - self.tolerance:.3g} to {self.paper + self.tolerance:.3g}) on every seed"
         )
 
 
