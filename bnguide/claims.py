@@ -4,8 +4,8 @@ A :class:`Claim` names the paper, the figure or table, the paper's value (a cons
 experiment module that measures it), what we measure, and a :class:`Criterion` written before any
 run: a direction (:class:`Direction`), a ratio with a tolerance (:class:`Ratio`) or a level with
 a tolerance (:class:`Within`). Its ``measure`` function returns one number per seed, read from the
-experiment's cached results; the criterion turns those numbers into a verdict: *reproduced*, *partly*, *not reproduced* or
-*opposite*. A criterion is never a band around this run's own number.
+experiment's cached results; the criterion turns those numbers into a verdict: *reproduced*,
+*partly*, *not reproduced* or *opposite*. A criterion is never a band around this run's own number.
 
 Claims register themselves with :func:`register` (the experiment modules' ``CLAIMS`` lists are
 collected by :func:`all_claims`); :func:`scorecard` measures them all and returns the rows of the
@@ -207,9 +207,10 @@ class Within(Criterion):
         return "partly" if k > n - k else "not reproduced"
 
     def describe(self) -> str:
+        low, high = self.paper - self.tolerance, self.paper + self.tolerance
         return (
             f"{self.quantity} within {self.tolerance:g} of {self.paper:g} "
-            f"({self.paper - self.tolerance:.3g} to {self.paper + self.tolerance:.3g}) on every seed"
+            f"({low:.3g} to {high:.3g}) on every seed"
         )
 
 
