@@ -8,9 +8,10 @@ experiment's cached results; the criterion turns those numbers into a verdict: *
 *partly*, *not reproduced* or *opposite*. A criterion is never a band around this run's own number.
 
 Claims register themselves with :func:`register` (the experiment modules' ``CLAIMS`` lists are
-collected by :func:`all_claims`); :func:`scorecard` measures them all and returns the rows of the
-book's :doc:`/book/scorecard` page. Used in :doc:`/book/scorecard` and by the chapters whose checks
-assert a verdict (``assert claims.check("ics-layer5-cos").verdict == "opposite"``).
+collected by :func:`all_claims`; their ``QUOTED`` lists, paper numbers the book quotes without
+measuring them, by :func:`all_quoted`); :func:`scorecard` measures them all and returns the rows
+of the book's :doc:`/book/scorecard` page. Used in :doc:`/book/scorecard` and by the chapters
+whose checks assert a verdict (``assert claims.check("ics-layer5-cos").verdict == "opposite"``).
 
 Examples
 --------
@@ -29,10 +30,13 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from bnguide.table import Link, Table
 
 __all__ = [
     "VERDICTS",
@@ -40,13 +44,18 @@ __all__ = [
     "Criterion",
     "Direction",
     "Measured",
+    "Quoted",
     "Ratio",
     "Within",
     "all_claims",
+    "all_quoted",
     "check",
     "get",
+    "quoted_table",
     "register",
     "scorecard",
+    "scorecard_table",
+    "verdict_counts",
 ]
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "opposite")
@@ -253,6 +262,26 @@ class Claim:
 
 
 @dataclass(frozen=True)
+class Quoted:
+    """A paper's number the book quotes but does not measure, and why not.
+
+    Attributes
+    ----------
+    paper, where, statement, paper_value, chapter : str
+        As for :class:`Claim`.
+    why_not : str
+        Why there is no measurement of ours (for example "ImageNet scale").
+    """
+
+    paper: str
+    where: str
+    statement: str
+    paper_value: str
+    chapter: str
+    why_not: str
+
+
+@dataclass(frozen=True)
 class Measured:
     """A claim with its per-seed values and verdict."""
 
@@ -296,6 +325,17 @@ def all_claims() -> list[Claim]:
     return list(_REGISTRY.values())
 
 
+def all_quoted() -> list[Quoted]:
+    """Every :class:`Quoted` number: the ``QUOTED`` lists of the experiment modules, in order."""
+    import bnguide.experiments as pkg
+
+    quoted: list[Quoted] = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+        quoted.extend(getattr(module, "QUOTED", ()))
+    return quoted
+
+
 def get(claim_id: str) -> Claim:
     """The registered claim with this id.
 
@@ -324,6 +364,80 @@ def scorecard(claims: Sequence[Claim] | None = None) -> list[Measured]:
     """Measure every claim (or the given ones), in registry order."""
     claims = all_claims() if claims is None else list(claims)
     return [check(c.id) for c in claims]
+
+
+def verdict_counts(measured: Sequence[Measured]) -> dict[str, int]:
+    """How many claims got each verdict, every verdict listed (``{"reproduced": 7, ...}``)."""
+    return {v: sum(m.verdict == v for m in measured) for v in VERDICTS}
+
+
+def _verdict_text(m: Measured) -> str:
+    explained = m.claim.note and m.verdict != "reproduced"
+    return f"{m.verdict} ({m.claim.note})" if explained else m.verdict
+
+
+def _chapter_link(chapter: str, page: str) -> Link:
+    href = posixpath.relpath(chapter, posixpath.dirname(page)) + ".html"
+    return Link(posixpath.basename(chapter).replace("-", " "), href)
+
+
+def scorecard_table(measured: Sequence[Measured], page: str = "book/scorecard") -> Table:
+    """One row per claim: paper, where, paper value, ours over seeds, criterion, verdict, chapter.
+
+    Parameters
+    ----------
+    measured : sequence of Measured
+        From :func:`scorecard`.
+    page : str, optional
+        The book page that shows the table (chapter links are relative to it).
+
+    Returns
+    -------
+    bnguide.table.Table
+    """
+    rows = [
+        [
+            m.claim.statement,
+            f"{m.claim.paper}, {m.claim.where}",
+            m.claim.paper_value,
+            m.summary(),
+            m.claim.criterion.describe(),
+            m.verdict
+            + (f" ({m.claim.note})" if m.claim.note and m.verdict != "reproduced" else ""),
+            _chapter_link(m.claim.chapter, page),
+        ]
+        for m in measured
+    ]
+    header = ["claim", "paper", "paper's value", "ours", "criterion (fixed before the run)"]
+    return Table([*header, "verdict", "chapter"], rows, align="lllllll")
+
+
+def quoted_table(quoted: Sequence[Quoted], page: str = "book/scorecard") -> Table:
+    """One row per paper number the book quotes without measuring it, with the reason.
+
+    Parameters
+    ----------
+    quoted : sequence of Quoted
+        From :func:`all_quoted`.
+    page : str, optional
+        The book page that shows the table.
+
+    Returns
+    -------
+    bnguide.table.Table
+    """
+    rows = [
+        [
+            q.statement,
+            f"{q.paper}, {q.where}",
+            q.paper_value,
+            q.why_not,
+            _chapter_link(q.chapter, page),
+        ]
+        for q in quoted
+    ]
+    header = ["what the paper reports", "paper", "paper's value", "why not measured", "chapter"]
+    return Table(header, rows, align="lllll")
 
 
 def _values(values: Sequence[float]) -> np.ndarray:

@@ -23,7 +23,35 @@ from __future__ import annotations
 import html
 from collections.abc import Sequence
 
-__all__ = ["Table"]
+__all__ = ["Link", "Table"]
+
+
+class Link:
+    """A table cell that links somewhere: ``<a href=...>`` in HTML, its text elsewhere.
+
+    Parameters
+    ----------
+    text : str
+        What the cell shows.
+    href : str
+        The address, relative to the page that shows the table (``"why/ics.html"``).
+
+    Examples
+    --------
+    >>> print(Table(["page"], [[Link("ICS", "why/ics.html")]]))
+    page
+    ICS
+    """
+
+    def __init__(self, text: str, href: str):
+        self.text, self.href = str(text), str(href)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def html(self) -> str:
+        """The cell's HTML, text and address escaped."""
+        return f'<a href="{html.escape(self.href)}">{html.escape(self.text)}</a>'
 
 
 class Table:
@@ -34,7 +62,8 @@ class Table:
     header : sequence of str
         The column titles.
     rows : sequence of sequences
-        One sequence per row, as many cells as ``header``; cells are shown with ``str()``.
+        One sequence per row, as many cells as ``header``; cells are shown with ``str()``, a
+        :class:`Link` as a link.
     align : str, optional
         One letter per column, ``"l"`` (left) or ``"r"`` (right; numbers). Default: the first
         column left, the others right.
@@ -50,7 +79,9 @@ class Table:
         n = len(self.header)
         if n == 0:
             raise ValueError("a Table needs at least one column: pass a non-empty header")
-        self.rows = [[str(cell) for cell in row] for row in rows]
+        self.rows = [
+            [cell if isinstance(cell, Link) else str(cell) for cell in row] for row in rows
+        ]
         for i, row in enumerate(self.rows):
             if len(row) != n:
                 raise ValueError(
@@ -67,7 +98,7 @@ class Table:
         def cells(tag: str, row: list[str]) -> str:
             return "".join(
                 f'<{tag} style="text-align: {"left" if a == "l" else "right"}">'
-                f"{html.escape(c)}</{tag}>"
+                f"{c.html() if isinstance(c, Link) else html.escape(c)}</{tag}>"
                 for a, c in zip(self.align, row, strict=True)
             )
 
@@ -79,6 +110,7 @@ class Table:
 
     def __str__(self) -> str:
         table = [self.header, *self.rows]
+        table = [[str(c) for c in row] for row in table]
         widths = [max(len(row[j]) for row in table) for j in range(len(self.header))]
         lines = [
             "  ".join(

@@ -46,7 +46,7 @@ def _environment_requirements() -> set[str]:
     reqs = set()
     for dep in env["dependencies"]:
         if isinstance(dep, dict):
-            reqs.update(d for d in dep["pip"] if not d.startswith("-e"))
+            reqs.update(d for d in dep["pip"] if not d.startswith("-"))  # -e ., pip options
         elif not dep.startswith(("python", "pip")):
             reqs.add(dep)
     return {r.replace(" ", "") for r in reqs}
@@ -63,6 +63,16 @@ def test_environment_yml_installs_bnguide_itself_for_binder():
     pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
     assert "-e ." in pip, "Binder would run the notebooks without bnguide installed"
     assert "jupyterlab>=4.0" in pip, "the book extras must bring JupyterLab (make lab, Binder)"
+
+
+def test_environment_yml_installs_the_cpu_build_of_torch():
+    """PyPI's torch is the multi-GB CUDA build; Binder has no GPU."""
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(dep["pip"] for dep in env["dependencies"] if isinstance(dep, dict))
+    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in pip
+    assert pip.index("--extra-index-url https://download.pytorch.org/whl/cpu") < pip.index(
+        "torch>=2.1"
+    )
 
 
 def test_library_dependencies_are_lower_bounds_not_pins():

@@ -1032,15 +1032,15 @@ def test_chapters_end_with_where_to_go_next(crawl, server):
     _fail_listing(problems, "do not end with where to go next")
 
 
-def _short_pages() -> tuple[str, ...]:
+def _load_site_extension():
     path = ROOT / "book" / "_ext" / "bnguide_site.py"
     spec = importlib.util.spec_from_file_location("bnguide_site", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.SHORT_PAGES
+    return module
 
 
-_SHORT_PAGES = _short_pages()
+_SHORT_PAGES = _load_site_extension().SHORT_PAGES
 
 
 def test_notebook_pages_offer_the_ipynb_and_the_command_that_runs_them(crawl, server):
@@ -1218,6 +1218,19 @@ def test_search_finds_a_glossary_term(browser, server):
     finally:
         page.close()
     assert any("glossary" in (h or "") for h in hrefs), hrefs
+
+
+def test_moved_pages_send_the_browser_to_their_new_address(browser, server):
+    site_ext = _load_site_extension()
+    assert site_ext.MOVED, "nothing to check"
+    page = browser.new_page()
+    try:
+        for old, new in site_ext.MOVED.items():
+            page.goto(server + old + ".html")
+            page.wait_for_url(f"**/{new}.html")
+            assert page.locator("h1").first.inner_text().strip(), f"{new}: empty page"
+    finally:
+        page.close()
 
 
 def test_screenshots_are_written(crawl):

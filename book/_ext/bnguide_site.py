@@ -6,6 +6,8 @@
   bnguide there). The 30-second and 3-minute pages, shorter than the box, get a "Run this page"
   button in the header instead, linking to the book's "Run it yourself" section.
   The README's "Running one notebook" says the same; ``tests/test_packaging.py`` checks it.
+- Pages that moved keep their old address: a small page there sends the browser on to the new one
+  (``MOVED``), so links from elsewhere to the old address do not break.
 - Each script is included once: Sphinx 7 includes inline scripts that extensions register late
   (sphinx-thebe's configuration among them) twice, and the second copy of thebe's fails in the
   browser with "Identifier 'THEBE_JS_URL' has already been declared" on every page.
@@ -17,9 +19,10 @@ Loaded through ``sphinx.local_extensions`` in ``_config.yml``; checked by
 from __future__ import annotations
 
 import html
+import posixpath
 from pathlib import Path
 
-__all__ = ["ELSEWHERE", "SHORT_PAGES", "run_command", "setup"]
+__all__ = ["ELSEWHERE", "MOVED", "SHORT_PAGES", "run_command", "setup"]
 
 NOTE_CLASS = "bnguide-run-locally"
 # Pages shorter than the box: a header button instead.
@@ -31,6 +34,27 @@ ELSEWHERE = (
     "Elsewhere, download the notebook (download button, top of the page) or open it in Colab or "
     "Binder (launch button): its first, hidden cell installs bnguide when it is missing."
 )
+
+
+# Old address -> new page (both relative to the site's root, without ".html").
+MOVED = {"book/implementation/common-mistakes": "book/practice/pitfalls"}
+
+
+def _write_moved_pages(app, exception):
+    if exception is not None or app.builder.format != "html":
+        return
+    out = Path(app.outdir)
+    for old, new in MOVED.items():
+        target = posixpath.relpath(new, posixpath.dirname(old)) + ".html"
+        page = out / f"{old}.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="refresh" content="0; url={html.escape(target)}">'
+            f'<link rel="canonical" href="{html.escape(target)}"><title>Moved</title></head>'
+            f'<body><p>This page moved to <a href="{html.escape(target)}">'
+            f"{html.escape(target)}</a>.</p></body></html>"
+        )
 
 
 def run_command(source: str) -> str:
@@ -112,4 +136,5 @@ def setup(app):
     # After sphinx-book-theme has prepared the header buttons (priority 500-501).
     app.connect("html-page-context", _add_note, priority=600)
     app.connect("html-page-context", _dedupe_scripts)
+    app.connect("build-finished", _write_moved_pages)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
