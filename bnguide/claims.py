@@ -71,6 +71,10 @@ class Criterion:
     def describe(self) -> str:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def boundaries(self) -> tuple[float, ...]:  # pragma: no cover - interface
+        """The values at which a seed changes side: where a verdict can change."""
+        raise NotImplementedError
+
 
 @dataclass(frozen=True)
 class Direction(Criterion):
@@ -120,6 +124,10 @@ class Direction(Criterion):
             return "opposite"
         return "partly" if k > o else "not reproduced"
 
+    def boundaries(self) -> tuple[float, ...]:
+        t, m = self.threshold, self.margin
+        return (t - m, t + m) if m else (t,)
+
     def describe(self) -> str:
         m = f" by more than {self.margin:g}" if self.margin else ""
         return f"{self.quantity} {self.sense} {self.threshold:g}{m} on every seed"
@@ -164,6 +172,9 @@ class Ratio(Criterion):
         if np.all(~same_side & (v != 1)):
             return "opposite"
         return "not reproduced"
+
+    def boundaries(self) -> tuple[float, ...]:
+        return (self.paper / self.within, self.paper * self.within, 1.0)
 
     def describe(self) -> str:
         return (
@@ -214,6 +225,9 @@ class Within(Criterion):
         if k == n:
             return "reproduced"
         return "partly" if k > n - k else "not reproduced"
+
+    def boundaries(self) -> tuple[float, ...]:
+        return (self.paper - self.tolerance, self.paper + self.tolerance)
 
     def describe(self) -> str:
         low, high = self.paper - self.tolerance, self.paper + self.tolerance
@@ -295,6 +309,23 @@ class Measured:
         if len(v) == 1:
             return f"{v[0]:{fmt}} (1 run)"
         return f"mean {v.mean():{fmt}}, range {v.min():{fmt}}–{v.max():{fmt}} ({len(v)} seeds)"
+
+    def margin(self) -> float:
+        """Distance of the seed nearest to a boundary of the criterion (units of the values).
+
+        No seed can change side, and so the verdict cannot change, unless a seed's value moves
+        by at least this much (another CPU's float kernels, another seed set).
+        """
+        b = np.asarray(self.claim.criterion.boundaries(), dtype=float)
+        return float(np.abs(self.values[:, None] - b[None, :]).min())
+
+    def report(self, fmt: str = ".3g") -> str:
+        """One line for a check cell: id, verdict, the seeds' values, margin, criterion."""
+        each = ", ".join(f"{v:{fmt}}" for v in self.values)
+        return (
+            f"{self.claim.id}: {self.verdict} [{each}] margin {self.margin():{fmt}}; "
+            f"criterion: {self.claim.criterion.describe()}"
+        )
 
 
 _REGISTRY: dict[str, Claim] = {}

@@ -1,5 +1,6 @@
 """claims.Within: a level with an absolute tolerance fixed before the run."""
 
+import numpy as np
 import pytest
 
 from bnguide.claims import Within
@@ -30,3 +31,18 @@ def test_within_rejects_bad_settings(kwargs, message):
 def test_within_rejects_non_finite_values():
     with pytest.raises(ValueError, match="finite"):
         Within(1.0, 0.1).verdict([1.0, float("nan")])
+
+
+def test_margin_is_the_distance_to_the_nearest_boundary():
+    from bnguide.claims import Claim, Direction, Measured, Ratio
+
+    def measured(criterion, values):
+        claim = Claim("x", "p", "w", "s", "v", lambda: values, criterion, "book/x")
+        return Measured(claim, np.asarray(values, float), criterion.verdict(values))
+
+    assert measured(Direction(">", 0.0, "d"), [0.5, 2.0]).margin() == pytest.approx(0.5)
+    assert measured(Direction(">", 0.0, "d", margin=0.2), [0.5, -1]).margin() == pytest.approx(0.3)
+    m = measured(Ratio(4.0, within=2.0), [2.5, 9.0])  # edges 2, 8 and 1
+    assert m.margin() == pytest.approx(0.5) and m.verdict == "partly"
+    assert measured(Within(98.2, 0.5), [98.0, 98.6]).margin() == pytest.approx(0.1)
+    assert "x: partly [2.5, 9] margin 0.5" in m.report()
