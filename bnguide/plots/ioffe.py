@@ -36,6 +36,7 @@ __all__ = [
     "plot_percentiles",
     "plot_placement",
     "plot_result",
+    "plot_slow_start",
 ]
 
 _IOFFE_LABELS = {"baseline": "without BN", "bn": "with BN"}
@@ -192,6 +193,44 @@ def plot_percentiles(
     ax.set_xlabel("training step")
     ax.set_ylabel("input to the sigmoid")
     ax.legend(loc="best")
+    return ax
+
+
+def plot_slow_start(sweep, *, ax=None, paper: bool = True):
+    """The plain sigmoid net's test accuracy from several initial weight scales (mean, min-max).
+
+    Parameters
+    ----------
+    sweep : bnguide.experiments.init_scale.Result
+        For example ``cached_run(init_scale.run, ioffe_mnist.SLOW_START)``.
+    ax : matplotlib Axes, optional
+    paper : bool
+        Mark the paper's no-BN accuracy at 4,000 steps (Figure 1a; its init scale is not given).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from bnguide.experiments.ioffe_mnist import PAPER_ACCURACY
+
+    ax = ax or plt.gca()
+    shades = (COLORS["alt2"], COLORS["alt3"], COLORS["baseline"], COLORS["alt4"], COLORS["alt1"])
+    steps = np.asarray(sweep.steps)
+    for i, std in enumerate(sweep.config.stds):
+        acc = 100 * sweep.curve["plain"][i]  # (S, E)
+        color = shades[i % len(shades)]
+        label = f"no BN, init std {std:g} (mean of {len(acc)} seeds, band: min-max)"
+        ax.plot(steps, acc.mean(0), color=color, label=label)
+        ax.fill_between(steps, acc.min(0), acc.max(0), color=color, alpha=0.2)
+    if paper:
+        ax.plot(PAPER_ACCURACY["steps"][:1], 100 * PAPER_ACCURACY["baseline"][:1], "s",
+                color=COLORS["baseline"], mec=COLORS["paper"], ms=7, ls="none",
+                label="paper, without BN (read off Fig. 1a)")  # fmt: skip
+    ax.set_xlabel(f"training step (mini-batches of {sweep.config.batch_size})")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("The plain net's slow start against its initial weight scale")
+    ax.legend(loc="lower right", fontsize=8)
     return ax
 
 
