@@ -182,3 +182,37 @@ def test_tiny_runs_plot(module, tmp_path):
     assert np.isfinite(result.log.test_accuracy).all()
     paths = plot_result(result, tmp_path)
     assert paths and all(p.is_file() and p.stat().st_size > 0 for p in paths)
+
+
+def test_ioffe_figures_are_labelled():
+    import matplotlib.pyplot as plt
+
+    from bnguide.experiments import init_scale
+    from bnguide.plots.ioffe import plot_learning_rate, plot_percentiles, plot_slow_start
+
+    steps = [0, 10, 20]
+    probe = np.sort(np.random.default_rng(0).normal(size=(2, 1, 3, 3)), axis=-1)
+    log = fake_log(("baseline", "bn"), np.full((2, 1, 3), 0.5), steps, probe)
+    log.probe_units = np.sort(np.random.default_rng(1).normal(size=(2, 1, 3, 4, 3)), axis=-1)
+    ax = plot_percentiles(log, "bn", unit=3)
+    assert "unit 3" in ax.get_title() and ax.get_legend() is not None
+    with pytest.raises(ValueError, match="either pooled=True or a unit"):
+        plot_percentiles(log, "bn", unit=3, pooled=True)
+    plt.close("all")
+
+    config = init_scale.Config(stds=(0.01, 0.1), seeds=(0, 1), norms=("none",), steps=20)
+    curve = {"plain": np.random.default_rng(2).uniform(0.1, 0.9, size=(2, 2, 3))}
+    zeros = np.zeros((2, 2))
+    sweep = init_scale.Result(config, {"plain": zeros}, {"plain": zeros}, {"plain": zeros},
+                              zeros, zeros, 0.0, np.array(steps), curve)  # fmt: skip
+    ax = plot_slow_start(sweep)
+    assert ax.get_title() and ax.get_xlabel() and len(ax.get_legend().get_texts()) == 3
+    plt.close("all")
+
+    config = learning_rate.Config()
+    names = [v.name for v in config.variants()]
+    result = learning_rate.Result(config, fake_log(names, np.full((len(names), 1, 3), 0.5), steps))
+    axes = plot_learning_rate(result, momentum=True)
+    assert len(axes) == 3 and "momentum" in axes[2].get_title()
+    assert len(axes[2].get_legend().get_texts()) == 5
+    plt.close("all")
