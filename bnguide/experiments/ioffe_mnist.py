@@ -298,7 +298,19 @@ def crossing_steps(steps, values, target: float) -> np.ndarray:
 
 
 def steps_to_target(result: Result, name: str, target: float = 0.95) -> np.ndarray:
-    """Each seed's interpolated step to ``target`` test accuracy (:func:`crossing_steps`)."""
+    """Each seed's interpolated step to ``target`` test accuracy (:func:`crossing_steps`).
+
+    Parameters
+    ----------
+    result : Result
+    name : {"baseline", "bn"}
+    target : float
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(seeds,)``; NaN for a seed that never reaches it.
+    """
     return crossing_steps(result.log.steps, result.log.accuracy(name), target)
 
 
@@ -308,6 +320,11 @@ def typical_unit(result: Result, name: str) -> np.ndarray:
     The unit whose range of the median (over the evaluations after step 0, first 1,000 test
     images) is closest to the median of all units' ranges: the "typical" sigmoid the paper's
     Figure 1(b, c) follows, chosen by a rule rather than by eye.
+
+    Parameters
+    ----------
+    result : Result
+    name : {"baseline", "bn"}
 
     Returns
     -------
@@ -341,7 +358,19 @@ weight scales, for 4,000 steps: does a larger scale shorten the slow start?"""
 
 
 def slow_start_accuracy(sweep: init_scale.Result, step: int = 4_000) -> np.ndarray:
-    """The plain net's test accuracy at ``step`` of a :data:`SLOW_START` sweep, (stds, seeds)."""
+    """The plain net's test accuracy at ``step`` of a :data:`SLOW_START` sweep.
+
+    Parameters
+    ----------
+    sweep : bnguide.experiments.init_scale.Result
+    step : int
+        An evaluated step.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(stds, seeds)``.
+    """
     where = np.flatnonzero(np.asarray(sweep.steps) == step)
     if len(where) == 0:
         raise ValueError(f"the sweep did not evaluate step {step}; it evaluated {sweep.steps}.")

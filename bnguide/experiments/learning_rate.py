@@ -207,6 +207,19 @@ def test_subset(data: Data, n: int, seed: int = 0) -> Data:
     Frequent evaluations on the whole test set would cost more than the training; a random
     subset (not the first images: MNIST's first 5,000 test digits are the easier half) keeps
     the accuracy's sampling error near ``sqrt(p (1 - p) / n)`` (0.5 points at 95% for 2,000).
+
+    Parameters
+    ----------
+    data : bnguide.training.Data
+    n : int
+        Test images to keep.
+    seed : int
+        Seed of the random choice.
+
+    Returns
+    -------
+    bnguide.training.Data
+        The same training set; the chosen test images in their original order.
     """
     if n >= len(data.x_test):
         return data
