@@ -334,6 +334,11 @@ _REGISTRY: dict[str, Claim] = {}
 def register(*claims: Claim) -> None:
     """Add claims to the registry; an id may be registered once.
 
+    Parameters
+    ----------
+    *claims : Claim
+        Registering the same Claim object again does nothing.
+
     Raises
     ------
     ValueError
@@ -347,7 +352,13 @@ def register(*claims: Claim) -> None:
 
 
 def all_claims() -> list[Claim]:
-    """Every claim: imports each experiment module and registers its ``CLAIMS`` list."""
+    """Every claim: imports each experiment module and registers its ``CLAIMS`` list.
+
+    Returns
+    -------
+    list of Claim
+        In registration order (experiment modules alphabetically, each in its list's order).
+    """
     import bnguide.experiments as pkg
 
     for info in pkgutil.iter_modules(pkg.__path__):
@@ -357,7 +368,12 @@ def all_claims() -> list[Claim]:
 
 
 def all_quoted() -> list[Quoted]:
-    """Every :class:`Quoted` number: the ``QUOTED`` lists of the experiment modules, in order."""
+    """Every :class:`Quoted` number: the ``QUOTED`` lists of the experiment modules, in order.
+
+    Returns
+    -------
+    list of Quoted
+    """
     import bnguide.experiments as pkg
 
     quoted: list[Quoted] = []
@@ -369,6 +385,15 @@ def all_quoted() -> list[Quoted]:
 
 def get(claim_id: str) -> Claim:
     """The registered claim with this id.
+
+    Parameters
+    ----------
+    claim_id : str
+        A :attr:`Claim.id`.
+
+    Returns
+    -------
+    Claim
 
     Raises
     ------
@@ -385,20 +410,51 @@ def get(claim_id: str) -> Claim:
 
 
 def check(claim_id: str) -> Measured:
-    """Measure one claim (from cached results where available) and give its verdict."""
+    """Measure one claim (from cached results where available) and give its verdict.
+
+    Parameters
+    ----------
+    claim_id : str
+        A :attr:`Claim.id`.
+
+    Returns
+    -------
+    Measured
+        The per-seed values and the criterion's verdict.
+    """
     claim = get(claim_id)
     values = _values(claim.measure())
     return Measured(claim, values, claim.criterion.verdict(values))
 
 
 def scorecard(claims: Sequence[Claim] | None = None) -> list[Measured]:
-    """Measure every claim (or the given ones), in registry order."""
+    """Measure every claim (or the given ones), in registry order.
+
+    Parameters
+    ----------
+    claims : sequence of Claim, optional
+        By default every registered claim (:func:`all_claims`).
+
+    Returns
+    -------
+    list of Measured
+    """
     claims = all_claims() if claims is None else list(claims)
     return [check(c.id) for c in claims]
 
 
 def verdict_counts(measured: Sequence[Measured]) -> dict[str, int]:
-    """How many claims got each verdict, every verdict listed (``{"reproduced": 7, ...}``)."""
+    """How many claims got each verdict, every verdict listed (``{"reproduced": 7, ...}``).
+
+    Parameters
+    ----------
+    measured : sequence of Measured
+
+    Returns
+    -------
+    dict of str to int
+        Keys in the order of :data:`VERDICTS`.
+    """
     return {v: sum(m.verdict == v for m in measured) for v in VERDICTS}
 
 

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
 from bnguide import _validation
 
 __all__ = [
     "BatchNormFunction",
     "batch_norm",
+    "batch_norm_scripted",
     "opmath_dtype",
     "reduce_dims",
     "update_running_stats",
@@ -45,13 +47,13 @@ def reduce_dims(input: Tensor) -> list[int]:
     list of int
         ``[0, 2, 3, ...]``.
     """
-    return [0, *range(2, input.dim())]
+    return [0] + list(range(2, input.dim()))  # TorchScript compiles this form
 
 
 def _per_channel(t: Tensor, ndim: int) -> Tensor:
     # (C,) -> (1, C, 1, ...): broadcasts against an (N, C, *spatial) tensor; (C,) already
     # broadcasts against (N, C)
-    return t if ndim == 2 else t.view((1, -1) + (1,) * (ndim - 2))
+    return t if ndim == 2 else t.view([1, -1] + [1] * (ndim - 2))
 
 
 def _batch_statistics(input: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -254,6 +256,23 @@ def _check_arguments(input, running_mean, running_var, weight, bias, training, m
         )
 
 
+def _has_tangent(t: Tensor | None) -> bool:
+    return t is not None and forward_ad.unpack_dual(t).tangent is not None
+
+
+def _check_no_tangent_on_statistics(input, running_mean, running_var) -> None:
+    # Running statistics are buffers, not inputs of the function: as torch, refuse a
+    # forward-mode tangent on them rather than differentiate through them silently.
+    if forward_ad._current_level < 0:  # no dual level open: no tangents anywhere (cheap test)
+        return
+    if _has_tangent(input) and (_has_tangent(running_mean) or _has_tangent(running_var)):
+        raise _validation.TorchRuntimeError(
+            "batch_norm is not differentiable wrt running_mean and running_var, they cannot "
+            "have forward grad defined. Pass the buffers without a tangent (e.g. "
+            "forward_ad.unpack_dual(t).primal)."
+        )
+
+
 def batch_norm(
     input: Tensor,
     running_mean: Tensor | None,
@@ -300,6 +319,7 @@ def batch_norm(
     if isinstance(input, Tensor) and input.numel() == 0 and input.dim() < 2:
         return input.clone()  # an empty 1D input: nothing to normalize, as torch returns
     _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    _check_no_tangent_on_statistics(input, running_mean, running_var)
     # torch's "opmath" rule: float16 and bfloat16 inputs are computed in float32 (their sums of
     # squares would overflow or lose the variance) and the result is rounded once, back to the
     # input's dtype; parameters may be float32 or the input's dtype
@@ -316,6 +336,65 @@ def batch_norm(
         return out.to(input.dtype)
     # Evaluation: a fixed per-channel affine map; plain torch ops, so autograd differentiates it.
     ndim = input.dim()
+    scale = torch.rsqrt(running_var.to(compute) + eps)  # (C,)
+    if w is not None:
+        scale = scale * w
+    out = (x - _per_channel(running_mean.to(compute), ndim)) * _per_channel(scale, ndim)
+    return (out if b is None else out + _per_channel(b, ndim)).to(input.dtype)  # (N, C, *)
+
+
+def batch_norm_scripted(
+    input: Tensor,
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    training: bool,
+    momentum: float,
+    eps: float,
+) -> Tensor:
+    """:func:`batch_norm` in operations TorchScript compiles: what a scripted layer runs.
+
+    ``torch.jit.script`` cannot compile :class:`BatchNormFunction` (a Python autograd
+    Function), so a scripted :mod:`bnguide.nn` layer calls this instead: the same forward
+    arithmetic in the same order (the output equals :func:`batch_norm`'s bit for bit), with
+    autograd differentiating the operations instead of the hand-written backward, and without
+    the argument checks. A module scripted this way has no Python left in it, so
+    ``torch.jit.save`` can write it and ``torch.jit.load`` run it without bnguide installed.
+
+    Parameters
+    ----------
+    input, running_mean, running_var, weight, bias, training, momentum, eps
+        As for :func:`batch_norm`.
+
+    Returns
+    -------
+    Tensor
+        Equal to :func:`batch_norm`'s output.
+    """
+    compute = opmath_dtype(input.dtype)
+    x = input.to(compute)
+    w = None if weight is None else weight.to(compute)
+    b = None if bias is None else bias.to(compute)
+    ndim = input.dim()
+    if training:
+        if input.numel() == 0:  # an empty batch: running statistics unchanged
+            out = x if w is None else x * _per_channel(w, ndim)
+            return (out if b is None else out + _per_channel(b, ndim)).to(input.dtype)
+        centered, mean, var, invstd = _batch_statistics(x, eps)
+        with torch.no_grad():
+            count = input.numel() // input.shape[1]
+            if running_mean is not None:
+                running_mean.lerp_(mean.detach().to(running_mean.dtype), momentum)
+            if running_var is not None:
+                unbiased = var.detach().to(running_var.dtype) * (count / (count - 1))
+                running_var.lerp_(unbiased, momentum)
+        scale = invstd if w is None else invstd * w  # (C,)
+        if b is None:
+            return (centered * _per_channel(scale, ndim)).to(input.dtype)
+        out = torch.addcmul(_per_channel(b, ndim), centered, _per_channel(scale, ndim))
+        return out.to(input.dtype)
+    assert running_mean is not None and running_var is not None  # refines Optional for TorchScript
     scale = torch.rsqrt(running_var.to(compute) + eps)  # (C,)
     if w is not None:
         scale = scale * w

@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from bnguide.functional import batch_norm
+from bnguide.nn import NormBase
 
 __all__ = ["GhostBatchNorm", "ghost_batch_norm"]
 
@@ -135,7 +135,7 @@ def _update_running_stats(stats, running_mean, running_var, momentum, num_batche
         running_var.mul_(1 - factor).add_(factor * var * count / (count - 1))
 
 
-class GhostBatchNorm(nn.Module):
+class GhostBatchNorm(NormBase):
     """Ghost batch normalization; parameters and buffers named as in ``torch.nn.BatchNorm2d``.
 
     Parameters
@@ -153,6 +153,10 @@ class GhostBatchNorm(nn.Module):
     (they compute the same function in eval mode).
     """
 
+    _version = 2  # num_batches_tracked: version-1 checkpoints load, as torch's batch norm
+    _repr_positional = ("num_features",)
+    _repr_keywords = ("virtual_batch_size", "eps", "momentum", "affine", "track_running_stats")
+
     def __init__(
         self,
         num_features: int,
@@ -164,49 +168,16 @@ class GhostBatchNorm(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
         if virtual_batch_size < 1:
             raise ValueError(
                 f"virtual_batch_size must be a positive integer, got {virtual_batch_size}."
             )
-        factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.virtual_batch_size = virtual_batch_size
         self.eps = eps
         self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))
-            self.bias = nn.Parameter(torch.empty(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_var", torch.ones(num_features, **factory))
-            self.register_buffer(
-                "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
-            )
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        """Running mean to zeros, running variance to ones, batch count to zero."""
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_var.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        """Reset the running statistics, ``weight`` to ones and ``bias`` to zeros."""
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+        stats = {"running_mean": 0.0, "running_var": 1.0}
+        super().__init__(num_features, affine, True, stats, track_running_stats, device, dtype)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if input.dim() < 2 or input.shape[1] != self.num_features:
@@ -227,11 +198,4 @@ class GhostBatchNorm(nn.Module):
             momentum=self.momentum,
             eps=self.eps,
             num_batches_tracked=self.num_batches_tracked if track else None,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, virtual_batch_size={self.virtual_batch_size}, "
-            f"eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-            f"track_running_stats={self.track_running_stats}"
         )

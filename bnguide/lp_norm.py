@@ -26,7 +26,9 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from bnguide.nn import NormBase
 
 __all__ = ["LpNorm1d", "LpNorm2d", "lp_norm", "lp_scale"]
 
@@ -148,10 +150,13 @@ def lp_norm(
     return torch.addcmul(_per_channel(bias, ndim), centered, _per_channel(factor, ndim))
 
 
-class _LpNorm(nn.Module):
+class _LpNorm(NormBase):
     """Shared code of :class:`LpNorm1d` and :class:`LpNorm2d` (mirrors ``torch.nn._BatchNorm``)."""
 
     _expected_dims: tuple[int, ...] = ()
+    _version = 2  # num_batches_tracked: version-1 checkpoints load, as torch's batch norm
+    _repr_positional = ("num_features",)
+    _repr_keywords = ("p", "eps", "momentum", "affine", "track_running_stats")
 
     def __init__(
         self,
@@ -164,47 +169,12 @@ class _LpNorm(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.p = _check_p(p)
         self.eps = eps
         self.momentum = momentum
-        self.affine = affine
-        self.track_running_stats = track_running_stats
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))
-            self.bias = nn.Parameter(torch.empty(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        if track_running_stats:
-            self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-            self.register_buffer("running_scale", torch.ones(num_features, **factory))
-            self.register_buffer("num_batches_tracked", torch.tensor(0, dtype=torch.long))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_scale", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        if self.track_running_stats:
-            self.running_mean.zero_()
-            self.running_scale.fill_(1)
-            self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, p={self.p}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
-        )
+        stats = {"running_mean": 0.0, "running_scale": 1.0}
+        super().__init__(num_features, affine, True, stats, track_running_stats, device, dtype)
 
     def _check_input_dim(self, input: Tensor) -> None:
         if input.dim() not in self._expected_dims:
@@ -219,11 +189,7 @@ class _LpNorm(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input_dim(input)
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative average, as in PyTorch
-                momentum = 1.0 / float(self.num_batches_tracked)
+        momentum = self._momentum_step()  # momentum, or 1/t for a cumulative average
         use_batch = self.training or self.running_mean is None
         return lp_norm(
             input,

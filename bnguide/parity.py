@@ -18,13 +18,48 @@ True
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
-__all__ = ["ParityReport", "compare_modules", "reduced_precision_errors"]
+from bnguide.table import Table
+
+__all__ = [
+    "DELIBERATE_DIFFERENCES",
+    "PARITY_TEST_FILES",
+    "ParityReport",
+    "count_parity_cases",
+    "parity_case_table",
+    "compare_modules",
+    "reduced_precision_errors",
+]
+
+#: The test modules that run bnguide's normalizers against PyTorch's own tests (repo-relative):
+#: cases drawn from torch's ModuleInfo/OpInfo sample and error inputs, and torch's
+#: ``test/test_nn.py`` normalization tests ported to bnguide.
+PARITY_TEST_FILES = ("tests/test_torch_suite.py", "tests/test_torch_nn_port.py")
+
+#: Where bnguide's normalizers deliberately differ from torch's, each with its reason. The
+#: parity tests (``tests/test_torch_suite.py``, ``tests/test_torch_nn_port.py``) mark the cases
+#: these cover as expected failures citing the entry; the page *The PyTorch module* shows them.
+DELIBERATE_DIFFERENCES: dict[str, str] = {
+    "channels_last_layout": "the instance and layer norms keep a channels_last input's layout; "
+    "torch's kernels return a contiguous tensor",
+    "gradient_layout": "a normalizer built from elementwise operations lays out the input "
+    "gradient like the upstream gradient; torch's fused kernel lays it out like the input "
+    "(same numbers, other strides)",
+    "mixed_dtype": "statistics and parameters may have another floating dtype than the input "
+    "(a float64 input with float32 buffers); torch's CPU kernel refuses 'mixed dtype'",
+    "sync_without_group": "SyncBatchNorm refuses to train without a process group; torch's "
+    "silently falls back to single-process batch norm",
+    "not_a_batchnorm": "GhostBatchNorm and BatchRenorm are not torch _BatchNorm instances: a "
+    "filter that converts every _BatchNorm to SyncBatchNorm would drop what makes them differ",
+}
 
 _STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
@@ -177,3 +212,86 @@ def reduced_precision_errors(
         "in dtype": naive,
     }
     return {k: (v.double() - exact).abs().max().item() for k, v in outputs.items()}
+
+
+def count_parity_cases(root: str | Path | None = None) -> dict[str, int]:
+    """Count the test cases of :data:`PARITY_TEST_FILES`, per test function, by collecting them.
+
+    Runs ``pytest --collect-only`` in a subprocess (nothing is executed, and the caller's
+    process is left alone), so the counts are those of the test files as they are.
+
+    Parameters
+    ----------
+    root : str or Path, optional
+        The repository root holding ``tests/`` (default: the one this package lives in).
+
+    Returns
+    -------
+    dict
+        ``"file::function" -> number of cases``, in collection order.
+
+    Raises
+    ------
+    RuntimeError
+        If pytest cannot collect the files (the message carries pytest's output).
+    """
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    files = [str(root / f) for f in PARITY_TEST_FILES]
+    missing = [f for f in files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"count_parity_cases: {missing} not found; pass root= the repository checkout that "
+            "holds tests/ (an installed bnguide has no tests)."
+        )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", *files],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    counts: dict[str, int] = {}
+    for line in done.stdout.splitlines():
+        if "::" not in line:
+            continue
+        path, _, name = line.partition("::")
+        key = f"{Path(path).name}::{name.split('[')[0]}"
+        counts[key] = counts.get(key, 0) + 1
+    if done.returncode != 0 or not counts:
+        raise RuntimeError(f"count_parity_cases: pytest could not collect:\n{done.stdout[-2000:]}")
+    return counts
+
+
+_SOURCES = (  # (test function prefix or name, what torch test machinery the cases come from)
+    ("test_torch_suite.py::test_module_sample", "ModuleInfo samples (test_modules.py)"),
+    ("test_torch_suite.py::test_module_forward_ad", "ModuleInfo samples (test_modules.py)"),
+    ("test_torch_suite.py::test_module_state_dict", "ModuleInfo samples (test_modules.py)"),
+    ("test_torch_suite.py::test_module_error_input", "ModuleInfo error inputs (test_modules.py)"),
+    ("test_torch_suite.py::test_op_sample", "OpInfo samples (test_ops.py)"),
+    ("test_torch_suite.py::test_op_error_input", "OpInfo error inputs (test_ops.py)"),
+    ("test_torch_nn_port.py::", "test_nn.py tests ported (torch and bnguide)"),
+)
+
+
+def parity_case_table(counts: dict[str, int]) -> Table:
+    """Group :func:`count_parity_cases`'s counts by the torch test machinery they come from.
+
+    Parameters
+    ----------
+    counts : dict
+        ``"file::function" -> cases``, as :func:`count_parity_cases` returns.
+
+    Returns
+    -------
+    bnguide.table.Table
+        One row per source (the rest: ``test_nn.py`` checks written out by hand, TorchScript
+        save/load, fusion), and the total.
+    """
+    totals: dict[str, int] = {}
+    for key, n in counts.items():
+        source = next((src for prefix, src in _SOURCES if key.startswith(prefix)), None)
+        source = source or "other checks (test_nn.py cases, jit save/load, fusion)"
+        totals[source] = totals.get(source, 0) + n
+    rows = [[source, f"{n:,}"] for source, n in totals.items()]
+    rows.append(["total", f"{sum(totals.values()):,}"])
+    return Table(["cases drawn from", "cases"], rows)

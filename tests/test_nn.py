@@ -7,6 +7,9 @@ import pytest
 import torch
 
 import bnguide.nn as bnn
+from bnguide.ghost_batchnorm import GhostBatchNorm
+from bnguide.lp_norm import LpNorm1d
+from bnguide.norms import BatchRenorm1d
 
 F64 = torch.float64
 PAIRS = {
@@ -298,3 +301,62 @@ def test_torch_raises_the_same_dimension_messages():
     ]:
         with pytest.raises(ValueError, match=r"expected .* input \(got \dD input\)"):
             cls(3)(x)
+
+
+# ---------------------------------------------------------------- NormBase
+
+
+def test_normbase_makes_a_new_normalizer_one_small_class():
+    class MaxNorm1d(bnn.NormBase):
+        _repr_positional = ("num_features",)
+        _repr_keywords = ("affine", "bias")
+
+        def __init__(self, num_features, affine=True, bias=True):
+            self.num_features = num_features
+            super().__init__(num_features, affine, bias)
+
+        def forward(self, x):
+            return x / x.abs().amax(0) * self.weight + self.bias
+
+    m = MaxNorm1d(3)
+    assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
+    assert torch.equal(m.weight, torch.ones(3)) and torch.equal(m.bias, torch.zeros(3))
+    assert repr(m) == "MaxNorm1d(3, affine=True, bias=True)"
+    assert MaxNorm1d(3, bias=False).bias is None
+    assert MaxNorm1d(3, affine=False).weight is None
+    assert list(m.state_dict()) == ["weight", "bias"]
+    assert m.state_dict()._metadata[""]["version"] == 1  # no running statistics
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: GhostBatchNorm(3, virtual_batch_size=4),
+        lambda: BatchRenorm1d(3),
+        lambda: LpNorm1d(3, p=1),
+    ],
+    ids=["ghost", "renorm", "lp"],
+)
+def test_normbase_running_stats_reset_and_old_checkpoints(make):
+    m = make()
+    initial = {k: v.clone() for k, v in m.state_dict().items()}
+    m(torch.randn(8, 3) * 3 + 1)
+    assert m.num_batches_tracked.item() >= 1
+    assert m.state_dict()._metadata[""]["version"] == 2
+    m.reset_running_stats()
+    for key, value in initial.items():
+        if key not in ("weight", "bias"):
+            assert torch.equal(m.state_dict()[key], value), key
+    # a version-1 checkpoint without num_batches_tracked loads strictly, the count set to 0
+    m(torch.randn(8, 3))
+    old = m.state_dict()
+    del old["num_batches_tracked"]
+    old._metadata[""]["version"] = 1
+    fresh = make()
+    fresh.num_batches_tracked.fill_(5)
+    fresh.load_state_dict(old, strict=True)
+    assert fresh.num_batches_tracked.item() == 0
+    # the current version without the key is an error, as in torch
+    old._metadata[""]["version"] = 2
+    with pytest.raises(RuntimeError, match="num_batches_tracked"):
+        make().load_state_dict(old, strict=True)

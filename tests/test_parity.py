@@ -67,3 +67,27 @@ def test_reduced_precision_errors_computing_in_float32_beats_rounding_every_step
     # one rounding of the float32 result: within one unit in the last place of |y| <= 8
     assert errors["bnguide"] <= 8 * torch.finfo(dtype).eps
     assert errors["bnguide"] <= errors["torch"] and errors["in dtype"] > errors["bnguide"]
+
+
+def test_parity_case_table_groups_by_source():
+    from bnguide.parity import parity_case_table
+
+    counts = {
+        "test_torch_suite.py::test_module_sample": 10,
+        "test_torch_suite.py::test_module_state_dict": 5,
+        "test_torch_suite.py::test_op_sample": 7,
+        "test_torch_nn_port.py::test_batchnorm_eval": 4,
+        "test_torch_suite.py::test_scripted_modules_save_and_load": 2,
+    }
+    rows = {r[0]: r[1] for r in parity_case_table(counts).rows}
+    assert rows["ModuleInfo samples (test_modules.py)"] == "15"
+    assert rows["OpInfo samples (test_ops.py)"] == "7"
+    assert rows["test_nn.py tests ported (torch and bnguide)"] == "4"
+    assert rows["total"] == "28"
+
+
+def test_count_parity_cases_needs_the_test_files(tmp_path):
+    from bnguide.parity import count_parity_cases
+
+    with pytest.raises(FileNotFoundError, match="root="):
+        count_parity_cases(tmp_path)

@@ -19,15 +19,15 @@ from bnguide.norms.batch_renorm import (
     batch_renorm,
     renorm_limits,
 )
-from bnguide.norms.group_norm import GroupNorm, group_norm
+from bnguide.norms.group_norm import GroupNorm, group_norm, group_norm_unchecked
 from bnguide.norms.instance_norm import (
     InstanceNorm1d,
     InstanceNorm2d,
     InstanceNorm3d,
     instance_norm,
 )
-from bnguide.norms.layer_norm import LayerNorm, layer_norm
-from bnguide.norms.rms_norm import RMSNorm, rms_norm
+from bnguide.norms.layer_norm import LayerNorm, layer_norm, layer_norm_unchecked
+from bnguide.norms.rms_norm import RMSNorm, machine_eps, rms_norm, rms_norm_unchecked
 
 __all__ = [
     "BatchRenorm1d",
@@ -41,8 +41,12 @@ __all__ = [
     "RMSNorm",
     "batch_renorm",
     "group_norm",
+    "group_norm_unchecked",
     "instance_norm",
     "layer_norm",
+    "layer_norm_unchecked",
+    "machine_eps",
     "renorm_limits",
     "rms_norm",
+    "rms_norm_unchecked",
 ]

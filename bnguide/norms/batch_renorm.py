@@ -20,8 +20,8 @@ True
 from __future__ import annotations
 
 import torch
-from torch import nn
 
+from bnguide.nn import NormBase
 from bnguide.norms._common import channel_view, mean_and_biased_var
 
 __all__ = ["BatchRenorm1d", "BatchRenorm2d", "BatchRenorm3d", "batch_renorm", "renorm_limits"]
@@ -154,9 +154,13 @@ def renorm_limits(
     return 1.0 + (r_final - 1.0) * ramp(r_steps), d_final * ramp(d_steps)
 
 
-class _BatchRenorm(nn.Module):
+class _BatchRenorm(NormBase):
     """Shared code of BatchRenorm1d/2d/3d; buffers and parameters named as in torch's BatchNorm,
     so a state_dict loads into ``torch.nn.BatchNorm2d`` (same inference function) and back."""
+
+    _version = 2  # num_batches_tracked: version-1 checkpoints load, as torch's batch norm
+    _repr_positional = ("num_features",)
+    _repr_keywords = ("eps", "momentum", "affine", "r_max", "d_max")
 
     def __init__(
         self,
@@ -169,43 +173,17 @@ class _BatchRenorm(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
         if r_max < 1 or d_max < 0:
             raise ValueError(
                 f"BatchRenorm needs r_max >= 1 and d_max >= 0, got r_max={r_max}, d_max={d_max}."
             )
-        factory = {"device": device, "dtype": dtype}
         self.num_features = num_features
         self.eps = eps
         self.momentum = momentum
-        self.affine = affine
         self.r_max = r_max
         self.d_max = d_max
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))
-            self.bias = nn.Parameter(torch.empty(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.register_buffer("running_mean", torch.zeros(num_features, **factory))
-        self.register_buffer("running_var", torch.ones(num_features, **factory))
-        self.register_buffer(
-            "num_batches_tracked", torch.tensor(0, dtype=torch.long, device=device)
-        )
-        self.reset_parameters()
-
-    def reset_running_stats(self) -> None:
-        """Running mean to zeros, running variance to ones, batch count to zero."""
-        self.running_mean.zero_()
-        self.running_var.fill_(1)
-        self.num_batches_tracked.zero_()
-
-    def reset_parameters(self) -> None:
-        """Reset the running statistics, ``weight`` to ones and ``bias`` to zeros."""
-        self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+        stats = {"running_mean": 0.0, "running_var": 1.0}
+        super().__init__(num_features, affine, True, stats, True, device, dtype)
 
     def _check_input_dim(self, input: torch.Tensor) -> None:
         raise NotImplementedError
@@ -217,11 +195,7 @@ class _BatchRenorm(nn.Module):
                 f"{type(self).__name__}({self.num_features}) expects {self.num_features} "
                 f"channels in dimension 1, got input of shape {list(input.shape)}."
             )
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training:
-            self.num_batches_tracked.add_(1)
-            if self.momentum is None:  # cumulative moving average, as torch's BatchNorm
-                factor = 1.0 / float(self.num_batches_tracked)
+        factor = self._momentum_step()  # momentum, or 1/t for a cumulative average
         return batch_renorm(
             input,
             self.running_mean,
@@ -233,12 +207,6 @@ class _BatchRenorm(nn.Module):
             eps=self.eps,
             r_max=self.r_max,
             d_max=self.d_max,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, r_max={self.r_max}, d_max={self.d_max}"
         )
 
 

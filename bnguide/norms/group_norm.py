@@ -17,13 +17,13 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from bnguide._validation import TorchRuntimeError
 from bnguide.functional import opmath_dtype
+from bnguide.nn import NormBase
 from bnguide.norms._common import channel_view, mean_and_biased_var
 
-__all__ = ["GroupNorm", "group_norm"]
+__all__ = ["GroupNorm", "group_norm", "group_norm_unchecked"]
 
 
 def group_norm(
@@ -63,6 +63,12 @@ def group_norm(
             "Expected number of channels in input to be divisible by num_groups, but got "
             f"input of shape {input.shape} and num_groups={num_groups}."
         )
+    if n * (c // num_groups) * math.prod(input.shape[2:]) == 1:  # as torch's _verify_batch_size
+        raise ValueError(
+            "Expected more than 1 value per channel when training, got input size "
+            f"{list(input.shape)} with num_groups={num_groups}: each group holds one value, "
+            "so its variance is 0. Use fewer groups or more spatial positions."
+        )
     for name, t in (("weight", weight), ("bias", bias)):
         if t is not None and tuple(t.shape) != (c,):
             raise TorchRuntimeError(
@@ -70,14 +76,40 @@ def group_norm(
                 f"input, but got {name} of shape {list(t.shape)} and input of shape "
                 f"{list(input.shape)}."
             )
+    return group_norm_unchecked(input, num_groups, weight, bias, eps)
+
+
+def group_norm_unchecked(
+    input: torch.Tensor,
+    num_groups: int,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> torch.Tensor:
+    """:func:`group_norm`'s arithmetic without its argument checks; TorchScript compiles it
+    (a scripted :class:`GroupNorm` runs it, so ``torch.jit.save`` works).
+
+    Parameters
+    ----------
+    input, num_groups, weight, bias, eps
+        As for :func:`group_norm`, already checked.
+
+    Returns
+    -------
+    torch.Tensor
+        Equal to :func:`group_norm`'s output.
+    """
+    n, c = input.shape[0], input.shape[1]
     compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
     x = input.to(compute)
-    per_group = (c // num_groups) * math.prod(input.shape[2:])  # values in one group
+    per_group = c // num_groups  # values in one group: channels per group times positions
+    for extent in input.shape[2:]:
+        per_group *= extent
     grouped = x.reshape(n, num_groups, per_group)  # (N, G, C/G * spatial); a copy if strided
-    mean, var = mean_and_biased_var(grouped, (2,))  # (N, G, 1)
+    mean, var = mean_and_biased_var(grouped, [2])  # (N, G, 1)
     # per-channel statistics applied to the input itself, so the output keeps its memory
     # format (channels_last in, channels_last out)
-    shape = (n, c) + (1,) * (input.dim() - 2)
+    shape = [n, c] + [1] * (input.dim() - 2)
     mean_c = mean.repeat_interleave(c // num_groups, dim=1).reshape(shape)  # (N, C, 1, ...)
     rstd_c = torch.rsqrt(var + eps).repeat_interleave(c // num_groups, dim=1).reshape(shape)
     out = (x - mean_c) * rstd_c  # (N, C, *)
@@ -88,7 +120,7 @@ def group_norm(
     return out.to(input.dtype)
 
 
-class GroupNorm(nn.Module):
+class GroupNorm(NormBase):
     """Group normalization as a module, mirroring ``torch.nn.GroupNorm``.
 
     Parameters
@@ -109,6 +141,9 @@ class GroupNorm(nn.Module):
     Input ``(N, C, *)``; output the same shape.
     """
 
+    _repr_positional = ("num_groups", "num_channels")
+    _repr_keywords = ("eps", "affine", "bias")
+
     def __init__(
         self,
         num_groups: int,
@@ -120,41 +155,25 @@ class GroupNorm(nn.Module):
         *,
         bias: bool = True,
     ) -> None:
-        super().__init__()
         if num_groups < 1 or num_channels % num_groups != 0:
             raise ValueError(
                 f"num_channels ({num_channels}) must be divisible by num_groups ({num_groups}); "
                 "choose a num_groups that divides the channel count."
             )
-        factory = {"device": device, "dtype": dtype}
         self.num_groups = num_groups
         self.num_channels = num_channels
         self.eps = eps
-        self.affine = affine
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_channels, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(num_channels, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Set ``weight`` to ones and ``bias`` to zeros."""
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().__init__(num_channels, affine, bias, device=device, dtype=dtype)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
-        compiles this method and calls the Python implementation below from it."""
+        """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
+        the compiled module runs the unchecked arithmetic (no Python: ``torch.jit.save``
+        works), in eager mode the checked function."""
+        if torch.jit.is_scripting():
+            return group_norm_unchecked(input, self.num_groups, self.weight, self.bias, self.eps)
         return self._forward(input)
 
-    @torch.jit.ignore
+    @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         if input.dim() >= 2 and input.shape[1] != self.num_channels:
             raise TorchRuntimeError(
@@ -162,9 +181,3 @@ class GroupNorm(nn.Module):
                 f"(N, {self.num_channels}, *), got {list(input.shape)}."
             )
         return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
-            f"bias={self.bias is not None}"
-        )

@@ -13,8 +13,6 @@ tensor(True)
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch.nn.modules.instancenorm import _InstanceNorm as _TorchInstanceNorm
 
@@ -58,6 +56,8 @@ def instance_norm(
     -------
     torch.Tensor
         Same shape as ``input``.
+
+    TorchScript compiles it: a scripted InstanceNorm runs it, and ``torch.jit.save`` works.
     """
     if input.dim() < 3:
         raise ValueError(
@@ -66,9 +66,11 @@ def instance_norm(
         )
     compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
     x = input.to(compute)
-    dims = tuple(range(2, input.dim()))
+    dims = list(range(2, input.dim()))
     if use_input_stats:
-        count = math.prod(input.shape[2:])
+        count = 1  # positions per instance
+        for extent in input.shape[2:]:
+            count *= extent
         if count <= 1:
             raise ValueError(
                 f"Expected more than 1 spatial element when training, got input size "
@@ -117,8 +119,7 @@ class _InstanceNorm(_TorchInstanceNorm):
         if input.dim() not in (n, n + 1):
             raise ValueError(f"expected {n}D or {n + 1}D input (got {input.dim()}D input)")
 
-    @torch.jit.ignore
-    def _apply_instance_norm(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
+    def _apply_instance_norm(self, input: torch.Tensor) -> torch.Tensor:
         return instance_norm(
             input,
             self.running_mean,

@@ -16,13 +16,13 @@ from __future__ import annotations
 import numbers
 
 import torch
-from torch import nn
 
 from bnguide._validation import TorchRuntimeError
 from bnguide.functional import opmath_dtype
+from bnguide.nn import NormBase
 from bnguide.norms._common import mean_and_biased_var
 
-__all__ = ["LayerNorm", "layer_norm"]
+__all__ = ["LayerNorm", "layer_norm", "layer_norm_unchecked"]
 
 
 def _as_shape(normalized_shape) -> tuple[int, ...]:
@@ -85,9 +85,34 @@ def layer_norm(
     """
     shape = _as_shape(normalized_shape)
     _check_trailing_shape(input, shape, "layer_norm", weight, bias)
+    return layer_norm_unchecked(input, list(shape), weight, bias, eps)
+
+
+def layer_norm_unchecked(
+    input: torch.Tensor,
+    normalized_shape: list[int],
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    eps: float,
+) -> torch.Tensor:
+    """:func:`layer_norm`'s arithmetic without its argument checks; TorchScript compiles it
+    (a scripted :class:`LayerNorm` runs it, so ``torch.jit.save`` works).
+
+    Parameters
+    ----------
+    input, weight, bias, eps
+        As for :func:`layer_norm`, already checked.
+    normalized_shape : list of int
+        The trailing dimensions to normalize over.
+
+    Returns
+    -------
+    torch.Tensor
+        Equal to :func:`layer_norm`'s output.
+    """
     compute = opmath_dtype(input.dtype)  # float16/bfloat16 computed in float32, as torch does
     x = input.to(compute)
-    dims = tuple(range(-len(shape), 0))
+    dims = list(range(-len(normalized_shape), 0))
     mean, var = mean_and_biased_var(x, dims)  # (*, 1, ..., 1)
     out = (x - mean) * torch.rsqrt(var + eps)
     if weight is not None:
@@ -97,7 +122,7 @@ def layer_norm(
     return out.to(input.dtype)
 
 
-class LayerNorm(nn.Module):
+class LayerNorm(NormBase):
     """Layer normalization as a module, mirroring ``torch.nn.LayerNorm``.
 
     Parameters
@@ -116,6 +141,9 @@ class LayerNorm(nn.Module):
     Input ``(*, *normalized_shape)``; output the same shape.
     """
 
+    _repr_positional = ("normalized_shape",)
+    _repr_keywords = ("eps", "elementwise_affine", "bias")
+
     def __init__(
         self,
         normalized_shape,
@@ -125,40 +153,23 @@ class LayerNorm(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = nn.Parameter(torch.empty(self.normalized_shape, **factory))
-            if bias:
-                self.bias = nn.Parameter(torch.empty(self.normalized_shape, **factory))
-            else:
-                self.register_parameter("bias", None)
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Set ``weight`` to ones and ``bias`` to zeros."""
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
-        if self.bias is not None:
-            nn.init.zeros_(self.bias)
+        super().__init__(
+            self.normalized_shape, elementwise_affine, bias, device=device, dtype=dtype
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
-        compiles this method and calls the Python implementation below from it."""
+        """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
+        the compiled module runs the unchecked arithmetic (no Python: ``torch.jit.save``
+        works), in eager mode the checked function."""
+        if torch.jit.is_scripting():
+            return layer_norm_unchecked(
+                input, list(self.normalized_shape), self.weight, self.bias, self.eps
+            )
         return self._forward(input)
 
-    @torch.jit.ignore
+    @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, "
-            f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}"
-        )

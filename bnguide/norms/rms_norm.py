@@ -14,12 +14,12 @@ True
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from bnguide.functional import opmath_dtype
+from bnguide.nn import NormBase
 from bnguide.norms.layer_norm import _as_shape, _check_trailing_shape
 
-__all__ = ["RMSNorm", "rms_norm"]
+__all__ = ["RMSNorm", "machine_eps", "rms_norm", "rms_norm_unchecked"]
 
 
 def rms_norm(
@@ -50,17 +50,63 @@ def rms_norm(
     """
     shape = _as_shape(normalized_shape)
     _check_trailing_shape(input, shape, "rms_norm", weight)
+    return rms_norm_unchecked(input, list(shape), weight, eps)
+
+
+def machine_eps(dtype: torch.dtype) -> float:
+    """``torch.finfo(dtype).eps`` for the floating dtypes, in a form TorchScript compiles.
+
+    Parameters
+    ----------
+    dtype : torch.dtype
+        float64, float32, float16 or bfloat16 (anything else gets float32's).
+
+    Returns
+    -------
+    float
+        The distance from 1 to the next representable number.
+    """
+    if dtype == torch.float64:
+        return 2.0**-52
+    if dtype == torch.float16:
+        return 2.0**-10
+    if dtype == torch.bfloat16:
+        return 2.0**-7
+    return 2.0**-23  # float32
+
+
+def rms_norm_unchecked(
+    input: torch.Tensor,
+    normalized_shape: list[int],
+    weight: torch.Tensor | None,
+    eps: float | None,
+) -> torch.Tensor:
+    """:func:`rms_norm`'s arithmetic without its argument checks; TorchScript compiles it
+    (a scripted :class:`RMSNorm` runs it, so ``torch.jit.save`` works).
+
+    Parameters
+    ----------
+    input, weight, eps
+        As for :func:`rms_norm`, already checked.
+    normalized_shape : list of int
+        The trailing dimensions to normalize over.
+
+    Returns
+    -------
+    torch.Tensor
+        Equal to :func:`rms_norm`'s output.
+    """
     if eps is None:
-        eps = torch.finfo(input.dtype).eps
+        eps = machine_eps(input.dtype)
     compute = opmath_dtype(input.dtype)  # in float32 a float16 square cannot overflow
     x = input.to(compute)
-    dims = tuple(range(-len(shape), 0))
+    dims = list(range(-len(normalized_shape), 0))
     mean_square = x.square().mean(dims, keepdim=True)  # (*, 1, ..., 1)
     out = x * torch.rsqrt(mean_square + eps)
     return (out * weight.to(compute) if weight is not None else out).to(input.dtype)
 
 
-class RMSNorm(nn.Module):
+class RMSNorm(NormBase):
     """RMS normalization as a module, mirroring ``torch.nn.RMSNorm``.
 
     Parameters
@@ -77,6 +123,9 @@ class RMSNorm(nn.Module):
     Input ``(*, *normalized_shape)``; output the same shape.
     """
 
+    _repr_positional = ("normalized_shape",)
+    _repr_keywords = ("eps", "elementwise_affine")
+
     def __init__(
         self,
         normalized_shape,
@@ -85,33 +134,21 @@ class RMSNorm(nn.Module):
         device=None,
         dtype=None,
     ) -> None:
-        super().__init__()
         self.normalized_shape = _as_shape(normalized_shape)
         self.eps = eps
         self.elementwise_affine = elementwise_affine
-        if elementwise_affine:
-            self.weight = nn.Parameter(
-                torch.empty(self.normalized_shape, device=device, dtype=dtype)
-            )
-        else:
-            self.register_parameter("weight", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Set ``weight`` to ones."""
-        if self.weight is not None:
-            nn.init.ones_(self.weight)
+        super().__init__(
+            self.normalized_shape, elementwise_affine, bias=False, device=device, dtype=dtype
+        )
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        """Normalize ``input``; see the class docstring. Scriptable: ``torch.jit.script``
-        compiles this method and calls the Python implementation below from it."""
+        """Normalize ``input``; see the class docstring. Scriptable: under ``torch.jit.script``
+        the compiled module runs the unchecked arithmetic (no Python: ``torch.jit.save``
+        works), in eager mode the checked function."""
+        if torch.jit.is_scripting():
+            return rms_norm_unchecked(input, list(self.normalized_shape), self.weight, self.eps)
         return self._forward(input)
 
-    @torch.jit.ignore
+    @torch.jit.unused
     def _forward(self, input):  # unannotated: TorchScript reads it as Tensor -> Tensor
         return rms_norm(input, self.normalized_shape, self.weight, self.eps)
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
-        )
