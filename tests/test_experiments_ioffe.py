@@ -100,14 +100,40 @@ def test_learning_rate_variants_and_summary():
     assert variants["bn-x30"].lr == pytest.approx(30 * 0.02)
     assert variants["bn-x5-sigmoid"].spec.activation == "sigmoid"
     assert len({v.spec.sizes for v in variants.values()}) == 1  # same starting weights
+    # momentum variants: a tenth of the rate, the same long-run step
+    assert variants["bn-x30-m"].momentum == 0.9 and variants["bn"].momentum == 0
+    assert variants["bn-x30-m"].lr == pytest.approx(30 * 0.02 * (1 - 0.9))
     names = [v.name for v in config.variants()]
-    acc = np.full((8, 2, 3), 0.1)
+    acc = np.full((len(names), 2, 3), 0.1)
     acc[names.index("bn")] = [[0.1, 0.6, 0.7], [0.1, 0.4, 0.55]]
     result = learning_rate.Result(config, fake_log(names, acc, [0, 10, 20]))
     row = next(r for r in learning_rate.summary(result) if r["name"] == "bn")
-    np.testing.assert_array_equal(row["steps_to_target"], [10, 20])
+    # interpolated between evaluations: 0.5 is 4/5 of the way from 0.1 to 0.6, 2/3 from 0.4 to 0.55
+    np.testing.assert_allclose(row["steps_to_target"], [8, 10 + 20 / 3])
     np.testing.assert_allclose(row["best"], [0.7, 0.55])
     assert row["diverged"] == 0
+
+
+def test_crossing_steps_interpolates():
+    steps = [0, 100, 200, 300]
+    acc = [[0.1, 0.5, 0.9, 0.95], [0.96, 0.97, 0.98, 0.99], [0.1, 0.2, 0.3, 0.4]]
+    got = ioffe_mnist.crossing_steps(steps, acc, 0.95)
+    np.testing.assert_allclose(got[:2], [300, 0])  # reached at the last / first evaluation
+    assert np.isnan(got[2])  # never
+    assert ioffe_mnist.crossing_steps(steps, acc[0], 0.7) == pytest.approx(150)
+    with pytest.raises(ValueError, match="3 evaluations but steps has 4"):
+        ioffe_mnist.crossing_steps(steps, [0.1, 0.2, 0.3], 0.5)
+
+
+def test_typical_unit_is_the_median_mover():
+    steps = [0, 1, 2]
+    units = np.zeros((1, 1, 3, 3, 3))  # (V, S, E, H, Q): units with median ranges 0, 2 and 5
+    units[0, 0, :, 1, 1] = [7.0, 0.0, 2.0]  # step 0 is ignored
+    units[0, 0, :, 2, 1] = [7.0, 5.0, 0.0]
+    log = fake_log(("bn",), np.zeros((1, 1, 3)), steps)
+    log.probe_units = units
+    result = ioffe_mnist.Result(ioffe_mnist.Config(), log)
+    np.testing.assert_array_equal(ioffe_mnist.typical_unit(result, "bn"), [1])
 
 
 def test_placement_summary_is_paired():
@@ -156,3 +182,37 @@ def test_tiny_runs_plot(module, tmp_path):
     assert np.isfinite(result.log.test_accuracy).all()
     paths = plot_result(result, tmp_path)
     assert paths and all(p.is_file() and p.stat().st_size > 0 for p in paths)
+
+
+def test_ioffe_figures_are_labelled():
+    import matplotlib.pyplot as plt
+
+    from bnguide.experiments import init_scale
+    from bnguide.plots.ioffe import plot_learning_rate, plot_percentiles, plot_slow_start
+
+    steps = [0, 10, 20]
+    probe = np.sort(np.random.default_rng(0).normal(size=(2, 1, 3, 3)), axis=-1)
+    log = fake_log(("baseline", "bn"), np.full((2, 1, 3), 0.5), steps, probe)
+    log.probe_units = np.sort(np.random.default_rng(1).normal(size=(2, 1, 3, 4, 3)), axis=-1)
+    ax = plot_percentiles(log, "bn", unit=3)
+    assert "unit 3" in ax.get_title() and ax.get_legend() is not None
+    with pytest.raises(ValueError, match="either pooled=True or a unit"):
+        plot_percentiles(log, "bn", unit=3, pooled=True)
+    plt.close("all")
+
+    config = init_scale.Config(stds=(0.01, 0.1), seeds=(0, 1), norms=("none",), steps=20)
+    curve = {"plain": np.random.default_rng(2).uniform(0.1, 0.9, size=(2, 2, 3))}
+    zeros = np.zeros((2, 2))
+    sweep = init_scale.Result(config, {"plain": zeros}, {"plain": zeros}, {"plain": zeros},
+                              zeros, zeros, 0.0, np.array(steps), curve)  # fmt: skip
+    ax = plot_slow_start(sweep)
+    assert ax.get_title() and ax.get_xlabel() and len(ax.get_legend().get_texts()) == 3
+    plt.close("all")
+
+    config = learning_rate.Config()
+    names = [v.name for v in config.variants()]
+    result = learning_rate.Result(config, fake_log(names, np.full((len(names), 1, 3), 0.5), steps))
+    axes = plot_learning_rate(result, momentum=True)
+    assert len(axes) == 3 and "momentum" in axes[2].get_title()
+    assert len(axes[2].get_legend().get_texts()) == 5
+    plt.close("all")

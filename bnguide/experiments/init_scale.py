@@ -6,8 +6,10 @@ plain sigmoid network loses its signal when the weights are small (every layer m
 about ``0.25 * std * sqrt(width)``) and saturates when they are large. The sweep trains the
 Ioffe MNIST net (three hidden layers of 100 sigmoid units), with and without BN, from weight
 standard deviations 1e-3 to 1, several seeds each, for a short fixed budget, and records the
-test accuracy, the growth of the first layer's weights and the learned ``gamma`` and ``beta``.
-Used in :doc:`/book/practice/scale-invariance`.
+test accuracy (before, after, and at ``eval_steps`` in between), the growth of the first layer's
+weights and the learned ``gamma`` and ``beta``. Used in :doc:`/book/practice/scale-invariance`
+and, as :data:`bnguide.experiments.ioffe_mnist.SLOW_START` (the plain net only, three scales,
+4,000 steps), in :doc:`/book/practice/ioffe-mnist`.
 
 Examples
 --------
@@ -38,7 +40,9 @@ class Config:
     """Settings; the defaults are the scale the book shows (a few seconds on a laptop CPU).
 
     Plain SGD at rate ``lr``, batches of ``batch_size``; BN (``"before"``, the paper's
-    placement) or none in every hidden layer; weights ``N(0, std^2)`` for each ``std``.
+    placement) or none in every hidden layer (``norms`` chooses which of the two nets to train);
+    weights ``N(0, std^2)`` for each ``std``. Test accuracy is also recorded after each step in
+    ``eval_steps``.
     """
 
     stds: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0)
@@ -47,12 +51,17 @@ class Config:
     steps: int = 400
     batch_size: int = 60
     lr: float = 0.5
+    norms: tuple[str, ...] = ("none", "before")
+    eval_steps: tuple[int, ...] = ()
     dataset: str = "mnist"
     device: str = "cpu"
 
     def __post_init__(self):
-        for name in ("stds", "seeds", "hidden"):
+        for name in ("stds", "seeds", "hidden", "norms"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "eval_steps", tuple(int(s) for s in self.eval_steps))
+        if not self.norms or not set(self.norms) <= {"none", "before"}:
+            raise ValueError(f"norms must name 'none' and/or 'before', got {self.norms}.")
         if not self.stds or min(self.stds) <= 0:
             raise ValueError(f"stds must be positive weight standard deviations, got {self.stds}.")
         if not self.seeds:
@@ -61,12 +70,15 @@ class Config:
             raise ValueError(f"steps must be a positive integer, got {self.steps}.")
         if not self.lr > 0:
             raise ValueError(f"lr must be positive, got {self.lr}.")
+        if any(not 0 <= s <= self.steps for s in self.eval_steps):
+            raise ValueError(f"eval_steps must lie between 0 and steps={self.steps}.")
 
     def variants(self) -> list[Variant]:
-        """The plain sigmoid net and the same net with BN before every sigmoid."""
+        """The plain sigmoid net (``"plain"``) and the same net with BN before every sigmoid."""
         return [
             Variant(name, MLPSpec(hidden=self.hidden, activation="sigmoid", norm=norm), self.lr)
             for name, norm in (("plain", "none"), ("bn", "before"))
+            if norm in self.norms
         ]
 
 
@@ -81,8 +93,13 @@ class Result:
     weight_growth : dict of numpy.ndarray
         ``||W_1 after|| / ||W_1 before||``, the first layer's weights.
     gamma, beta : numpy.ndarray
-        The BN net's learned ``gamma`` and ``beta``, ``(stds, seeds, layers, units)``.
+        The BN net's learned ``gamma`` and ``beta``, ``(stds, seeds, layers, units)`` (zeros
+        when the BN net is not trained).
     seconds : float
+    steps : numpy.ndarray
+        ``(E,)``: 0, ``config.eval_steps`` and ``config.steps``.
+    curve : dict of numpy.ndarray
+        Test accuracy at ``steps``, ``(stds, seeds, E)``.
     """
 
     config: Config
@@ -92,6 +109,8 @@ class Result:
     gamma: np.ndarray
     beta: np.ndarray
     seconds: float
+    steps: np.ndarray | None = None
+    curve: dict[str, np.ndarray] | None = None
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
@@ -118,21 +137,25 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     growth = {n: np.zeros(shape) for n in names}
     layers = (len(config.stds), len(config.seeds), len(config.hidden), config.hidden[0])
     gamma, beta = np.zeros(layers), np.zeros(layers)
+    steps = np.array(sorted({0, *config.eval_steps, config.steps}), dtype=np.int64)
+    curve = {n: np.zeros((*shape, len(steps))) for n in names}
     for i, std in enumerate(config.stds):
         trainer = Trainer(
             variants, data, seeds=config.seeds, batch_size=config.batch_size, init_std=std
         )
         try:
             w0 = {n: trainer.nets(n)[0].weight0[trainer.nets(n)[1]].detach().clone() for n in names}
-            first = trainer.evaluate()["test_accuracy"]  # (V, S)
-            for _ in range(config.steps):
-                trainer.step()
-            last = trainer.evaluate()["test_accuracy"]
+            accuracies = []  # (V, S) at each of ``steps``
+            for target in steps:
+                while trainer.step_count < target:
+                    trainer.step()
+                accuracies.append(trainer.evaluate()["test_accuracy"])
         finally:
             trainer.close()
         for v, n in enumerate(names):
             net, rows = trainer.nets(n)
-            acc0[n][i], acc[n][i] = first[v], last[v]
+            curve[n][i] = np.stack([a[v] for a in accuracies], axis=-1)  # (S, E)
+            acc0[n][i], acc[n][i] = accuracies[0][v], accuracies[-1][v]
             w1 = net.weight0[rows].detach()
             growth[n][i] = (w1.flatten(1).norm(dim=1) / w0[n].flatten(1).norm(dim=1)).numpy()
             if n == "bn":
@@ -149,4 +172,6 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         gamma=gamma,
         beta=beta,
         seconds=time.perf_counter() - start,
+        steps=steps,
+        curve=curve,
     )

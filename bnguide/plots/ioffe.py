@@ -36,6 +36,7 @@ __all__ = [
     "plot_percentiles",
     "plot_placement",
     "plot_result",
+    "plot_slow_start",
 ]
 
 _IOFFE_LABELS = {"baseline": "without BN", "bn": "with BN"}
@@ -139,6 +140,7 @@ def plot_percentiles(
     ax=None,
     seed_index: int = 0,
     pooled: bool = False,
+    unit: int | None = None,
     label: str | None = None,
     color: str | None = None,
 ):
@@ -154,6 +156,9 @@ def plot_percentiles(
         Which seed's net to show.
     pooled : bool
         Percentiles over all units of the layer instead of the probed unit.
+    unit : int, optional
+        Show this unit of the layer instead (percentiles over the first 1,000 test images),
+        e.g. :func:`bnguide.experiments.ioffe_mnist.typical_unit`.
     label, color : str, optional
         Title prefix and line colour.
 
@@ -162,8 +167,13 @@ def plot_percentiles(
     matplotlib Axes
     """
     ax = ax or plt.gca()
-    probe = log.probe_all if pooled else log.probe_unit
-    values = probe[log.index(name), seed_index]  # (E, Q)
+    if pooled and unit is not None:
+        raise ValueError("give either pooled=True or a unit, not both.")
+    if unit is not None:
+        values = log.probe_units[log.index(name), seed_index, :, unit]  # (E, Q)
+    else:
+        probe = log.probe_all if pooled else log.probe_unit
+        values = probe[log.index(name), seed_index]  # (E, Q)
     keep = log.steps > 0  # before training BN's running statistics are placeholders
     for q, style in zip(range(values.shape[1]), ("--", "-", "--"), strict=False):
         ax.plot(
@@ -173,11 +183,54 @@ def plot_percentiles(
             color=color,
             label=f"{round(100 * log.quantiles[q])}th percentile",
         )
-    what = "all units of the last hidden layer" if pooled else "one unit of the last hidden layer"
+    if pooled:
+        what = "all units of the last hidden layer"
+    elif unit is not None:
+        what = f"unit {unit} of the last hidden layer"
+    else:
+        what = "one unit of the last hidden layer"
     ax.set_title(f"{label or name}: input to the sigmoid ({what})", fontsize=10)
     ax.set_xlabel("training step")
     ax.set_ylabel("input to the sigmoid")
     ax.legend(loc="best")
+    return ax
+
+
+def plot_slow_start(sweep, *, ax=None, paper: bool = True):
+    """The plain sigmoid net's test accuracy from several initial weight scales (mean, min-max).
+
+    Parameters
+    ----------
+    sweep : bnguide.experiments.init_scale.Result
+        For example ``cached_run(init_scale.run, ioffe_mnist.SLOW_START)``.
+    ax : matplotlib Axes, optional
+    paper : bool
+        Mark the paper's no-BN accuracy at 4,000 steps (Figure 1a; its init scale is not given).
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    from bnguide.experiments.ioffe_mnist import PAPER_ACCURACY
+
+    ax = ax or plt.gca()
+    shades = (COLORS["alt2"], COLORS["alt3"], COLORS["baseline"], COLORS["alt4"], COLORS["alt1"])
+    steps = np.asarray(sweep.steps)
+    for i, std in enumerate(sweep.config.stds):
+        acc = 100 * sweep.curve["plain"][i]  # (S, E)
+        color = shades[i % len(shades)]
+        label = f"no BN, init std {std:g} (mean of {len(acc)} seeds, band: min-max)"
+        ax.plot(steps, acc.mean(0), color=color, label=label)
+        ax.fill_between(steps, acc.min(0), acc.max(0), color=color, alpha=0.2)
+    if paper:
+        ax.plot(PAPER_ACCURACY["steps"][:1], 100 * PAPER_ACCURACY["baseline"][:1], "s",
+                color=COLORS["baseline"], mec=COLORS["paper"], ms=7, ls="none",
+                label="paper, without BN (read off Fig. 1a)")  # fmt: skip
+    ax.set_xlabel(f"training step (mini-batches of {sweep.config.batch_size})")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("The plain net's slow start against its initial weight scale")
+    ax.legend(loc="lower right", fontsize=8)
     return ax
 
 
@@ -191,33 +244,46 @@ _LR_COLORS = {
     "bn-x5-sigmoid": COLORS["alt1"],
     "sigmoid-x5": COLORS["baseline"],
 }
+_LR_COLORS.update(
+    {f"{n}-m": _LR_COLORS[n] for n in ("baseline", "baseline-x5", "bn", "bn-x5", "bn-x30")}
+)
 
 
-def plot_learning_rate(result, axes=None):
-    """Two panels: the ReLU nets at several learning rates; sigmoid against ReLU at 5x.
+def plot_learning_rate(result, axes=None, *, momentum: bool = False):
+    """The ReLU nets at several learning rates; sigmoid against ReLU at 5x; optionally momentum.
 
     Parameters
     ----------
     result : bnguide.experiments.learning_rate.Result
-    axes : pair of matplotlib Axes, optional
+    axes : sequence of matplotlib Axes, optional
+        Two (three with ``momentum``).
+    momentum : bool
+        Add a third panel: the ReLU nets trained with momentum SGD.
 
     Returns
     -------
-    The pair of Axes.
+    The Axes.
     """
     from bnguide.experiments.learning_rate import LABELS
 
+    panels = 3 if momentum else 2
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+        _, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), sharey=True)
+    if len(axes) != panels:
+        raise ValueError(f"plot_learning_rate needs {panels} axes, got {len(axes)}.")
     log = result.log
     relu = [n for n in ("baseline", "baseline-x5", "baseline-x10", "bn", "bn-x5", "bn-x30")
             if n in log.names]  # fmt: skip
     sigmoid = [n for n in ("bn-x5", "bn-x5-sigmoid", "sigmoid-x5") if n in log.names]
-    titles = (
+    groups = [relu, sigmoid]
+    titles = [
         "ReLU: learning rate x1, x5, x10 / x30",
         "BN at x5: ReLU or sigmoid; sigmoid without BN",
-    )
-    for ax, names, title in zip(axes, (relu, sigmoid), titles, strict=True):
+    ]
+    if momentum:
+        groups.append([n for n in log.names if n.endswith("-m")])
+        titles.append("ReLU, momentum 0.9: x1, x5 / x30")
+    for ax, names, title in zip(axes, groups, titles, strict=True):
         plot_accuracy(
             log, names, ax=ax, labels=LABELS, colors=_LR_COLORS, title=title, ylim=(0, 100)
         )
