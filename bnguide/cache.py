@@ -331,7 +331,7 @@ def _one_thread() -> None:
     # exit at once when the parent (a notebook kernel, a script) dies, however it dies.
     import torch
 
-    from bnguide.parallel_training import exit_with_parent
+    from bnguide.training.workers import exit_with_parent
 
     exit_with_parent()
     torch.set_num_threads(1)

@@ -28,7 +28,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from bnguide.lp_norm import LpNorm1d
+from bnguide.norms.lp import LpNorm1d
 
 __all__ = [
     "NORMS",

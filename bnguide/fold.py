@@ -33,9 +33,9 @@ _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 def _batch_norm_types() -> tuple[type, ...]:
     # Every BN flavour of torch and bnguide: in eval mode each one is the same affine map.
     from bnguide import nn as bnguide_nn
-    from bnguide.ghost_batchnorm import GhostBatchNorm
     from bnguide.norms.batch_renorm import _BatchRenorm
-    from bnguide.sync_batchnorm import SyncBatchNorm
+    from bnguide.norms.ghost import GhostBatchNorm
+    from bnguide.norms.sync import SyncBatchNorm
 
     return (
         nn.modules.batchnorm._BatchNorm,

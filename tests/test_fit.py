@@ -1,12 +1,12 @@
-"""Tests for bnguide.fit: the in-memory training loop and evaluation."""
+"""Tests for bnguide.training.fit: the in-memory training loop and evaluation."""
 
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bnguide.fit import check_batch_size, evaluate, minibatches, single_thread, train
-from bnguide.norm_mlp import NormMLP
+from bnguide.models.norm_mlp import NormMLP
+from bnguide.training.fit import check_batch_size, evaluate, minibatches, single_thread, train
 
 D = torch.float64
 

@@ -1,10 +1,10 @@
-"""Tests for bnguide.norm_mlp: the MLP with a normalizer chosen by name."""
+"""Tests for bnguide.models.norm_mlp: the MLP with a normalizer chosen by name."""
 
 import pytest
 import torch
 from torch import nn
 
-from bnguide.norm_mlp import NORMS, NormMLP, check_norm, make_norm
+from bnguide.models.norm_mlp import NORMS, NormMLP, check_norm, make_norm
 from bnguide.norms import BatchRenorm1d
 
 

@@ -272,7 +272,7 @@ def test_worker_processes_give_the_same_log_as_one_process():
 
 
 def test_deal_out_covers_every_pair_once_and_balances_the_work():
-    from bnguide.parallel_training import deal_out
+    from bnguide.training.workers import deal_out
 
     seeds = (0, 1, 2)
     for chosen, processes in ((variants(), 2), (variants()[:1], 2), (variants(), 3)):

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnguide.data import load
-from bnguide.fit import evaluate, train
-from bnguide.ghost_batchnorm import GhostBatchNorm
+from bnguide.norms.ghost import GhostBatchNorm
+from bnguide.training.fit import evaluate, train
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "arms", "ghost_mlp", "run"]
 

@@ -21,14 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from bnguide.experiments._small_cnn import (
+from bnguide.models.small_cnn import (
     NORMS,
     SPATIAL,
     load_subset,
     set_renorm_limits,
     small_cnn,
 )
-from bnguide.fit import check_batch_size, evaluate, train
+from bnguide.training.fit import check_batch_size, evaluate, train
 
 __all__ = ["NAME", "DESCRIPTION", "NORMS", "SPATIAL", "Config", "Result", "run"]
 

@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, single_thread, train
-from bnguide.norm_mlp import NormMLP, check_norm
+from bnguide.models.norm_mlp import NormMLP, check_norm
 from bnguide.norms import renorm_limits
 from bnguide.precise_bn import bn_layers
+from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "lr_for", "run"]
 

@@ -8,7 +8,7 @@ redundant, so it is left out. Used in the chapters of the part *BN in practice*.
 Examples
 --------
 >>> import torch
->>> from bnguide.norm_mlp import NormMLP
+>>> from bnguide.models.norm_mlp import NormMLP
 >>> model = NormMLP(784, (100, 100), 10, norm="layer")
 >>> model(torch.rand(64, 784)).shape  # (N, classes)
 torch.Size([64, 10])

@@ -7,8 +7,8 @@ experiments of the part *BN in practice*.
 Examples
 --------
 >>> import torch
->>> from bnguide.fit import evaluate, train
->>> from bnguide.norm_mlp import NormMLP
+>>> from bnguide.training.fit import evaluate, train
+>>> from bnguide.models.norm_mlp import NormMLP
 >>> x, y = torch.randn(256, 20), torch.randint(0, 2, (256,))
 >>> model = NormMLP(20, (32,), 2, norm="batch")
 >>> losses = train(model, x, y, batch_size=32, steps=50, lr=0.1)

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from bnguide import data
 from bnguide.landscape import stateless_copy
-from bnguide.lp_norm import LpNorm1d
-from bnguide.noisy_bn import CovariateShiftNoise
+from bnguide.norms.lp import LpNorm1d
+from bnguide.norms.noisy import CovariateShiftNoise
 
 __all__ = [
     "NORMS",
@@ -60,7 +60,7 @@ def build_mlp(
     norm : {"none", "bn", "l1", "l2", "linf"}
         The normalization after every hidden linear layer (its bias is dropped: beta replaces it).
     noise : bool
-        Add :class:`bnguide.noisy_bn.CovariateShiftNoise` after the normalization (noisy BN), or
+        Add :class:`bnguide.norms.noisy.CovariateShiftNoise` after the normalization (noisy BN), or
         after the linear layer when ``norm="none"``.
     hidden : sequence of int
         Hidden widths.

@@ -7,8 +7,8 @@ architecture at three learning rates, over three seeds) form one
 and the backward pass is written out by hand. All variants of one seed start from the same
 weights and see the same batches, so they differ only in what the variant changes.
 
-On a CPU, long runs go to worker processes (:mod:`bnguide.parallel_training`). For one ordinary
-``nn.Module`` at a time, :mod:`bnguide.fit` is the simpler loop. Used in
+On a CPU, long runs go to worker processes (:mod:`bnguide.training.workers`). For one ordinary
+``nn.Module`` at a time, :mod:`bnguide.training.fit` is the simpler loop. Used in
 :doc:`/book/practice/ioffe-mnist`, :doc:`/book/practice/learning-rate-and-sigmoid` and
 :doc:`/book/practice/bn-placement`.
 
@@ -536,7 +536,7 @@ def train_variants(
         Show a progress bar.
     processes : int, optional
         Train in this many worker processes (CPU only), each with one torch thread and a share
-        of the (variant, seed) pairs; see :mod:`bnguide.parallel_training`. The result is the
+        of the (variant, seed) pairs; see :mod:`bnguide.training.workers`. The result is the
         same up to float rounding. By default, on a CPU, as many as there are torch threads
         when the run is long enough to repay starting them (at least 20,000 steps over all
         pairs), else 1.
@@ -576,7 +576,7 @@ def train_variants(
     processes = _choose_processes(processes, data, len(variants) * len(trainer.seeds), steps)
     if processes > 1:
         trainer.close()
-        from bnguide.parallel_training import train_in_processes
+        from bnguide.training.workers import train_in_processes
 
         return train_in_processes(
             variants, data, seeds=trainer.seeds, processes=processes, progress=progress,

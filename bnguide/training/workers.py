@@ -15,7 +15,7 @@ variant in each worker). Used by :func:`bnguide.training.train_variants` on CPUs
 Examples
 --------
 >>> from bnguide.experiments import ioffe_mnist
->>> from bnguide.parallel_training import deal_out
+>>> from bnguide.training.workers import deal_out
 >>> config = ioffe_mnist.Config()
 >>> deal_out(config.variants(), config.seeds, processes=2)  # (variant indices, seeds) per worker
 [[((1,), (0, 1, 2))], [((0,), (0, 1, 2))]]

@@ -1,0 +1,32 @@
+"""Training loops: where every experiment that trains a network gets its SGD steps.
+
+- :mod:`bnguide.training.variants` (re-exported here): :func:`train_variants`, many small MLP
+  variants and seeds side by side, and its :class:`TrainLog`.
+- :mod:`bnguide.training.workers`: the worker processes that :func:`train_variants` (and
+  :func:`bnguide.cache.cached_runs`) deal work to.
+- :mod:`bnguide.training.fit`: the loop for one ordinary ``nn.Module`` (``train``, ``evaluate``).
+- :mod:`bnguide.training.santurkar`: the loop of the Santurkar et al. (2018) replications, with
+  probes before each update.
+
+Used in :doc:`/book/practice/ioffe-mnist` and the other *BN in practice* chapters.
+"""
+
+from bnguide.training.variants import (
+    Data,
+    Trainer,
+    TrainLog,
+    Variant,
+    evaluation_steps,
+    load_data,
+    train_variants,
+)
+
+__all__ = [
+    "Data",
+    "TrainLog",
+    "Trainer",
+    "Variant",
+    "evaluation_steps",
+    "load_data",
+    "train_variants",
+]
