@@ -399,7 +399,7 @@ def test_benchmark_runs_at_a_tiny_scale(float32):
 
 def test_benchmark_bad_settings_give_clear_errors():
     from bnguide.experiments import normalizer_benchmark as bench
-    from bnguide.models.small_cnn import make_norm
+    from bnguide.norms.registry import make_norm
 
     with pytest.raises(ValueError, match=r"Unknown norms \['batchnorm'\]"):
         bench.Config(norms=("batchnorm",))
@@ -407,5 +407,5 @@ def test_benchmark_bad_settings_give_clear_errors():
         bench.Config(steps=5)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
         bench.Config(batch_sizes=(1, 8))
-    with pytest.raises(ValueError, match="Unknown normalization 'weight'"):
-        make_norm("weight", 8, 14)
+    with pytest.raises(ValueError, match="Unknown normalizer 'weight'"):
+        make_norm("weight", 8, shape=(8, 14, 14))

@@ -20,64 +20,12 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from bnguide.norms import BatchRenorm1d
+from bnguide.norms.registry import BATCH_KINDS, check_kind, make_norm
 
-__all__ = ["NORMS", "NormMLP", "check_norm", "make_norm"]
+__all__ = ["NORMS", "NormMLP"]
 
+#: The kinds of :data:`bnguide.norms.registry.KINDS` that :class:`NormMLP` takes.
 NORMS = ("none", "batch", "batch-renorm", "layer", "group")
-_BATCH_NORMS = ("batch", "batch-renorm")
-
-
-def check_norm(norm: str) -> None:
-    """Raise ``ValueError`` unless ``norm`` is one of :data:`NORMS`.
-
-    Parameters
-    ----------
-    norm : str
-        The name to check.
-    """
-    if norm not in NORMS:
-        known = ", ".join(repr(n) for n in NORMS)
-        raise ValueError(f"Unknown normalizer {norm!r}. Use one of: {known}.")
-
-
-def make_norm(norm: str, num_features: int, *, groups: int = 4, momentum: float = 0.1) -> nn.Module:
-    """The normalization layer called ``norm`` for ``(N, num_features)`` activations.
-
-    Parameters
-    ----------
-    norm : {"none", "batch", "batch-renorm", "layer", "group"}
-        ``"batch"`` is ``torch.nn.BatchNorm1d``; ``"batch-renorm"`` is
-        :class:`bnguide.norms.BatchRenorm1d` (Ioffe 2017); ``"layer"`` is ``torch.nn.LayerNorm``
-        (per example, over all features); ``"group"`` is ``torch.nn.GroupNorm`` with ``groups``
-        groups of features (per example); ``"none"`` is the identity.
-    num_features : int
-        Width of the layer.
-    groups : int
-        Number of feature groups for ``"group"``; must divide ``num_features``.
-    momentum : float
-        Running-statistics momentum of the batch-wise normalizers (torch's convention: the
-        weight of the new batch).
-
-    Returns
-    -------
-    torch.nn.Module
-    """
-    check_norm(norm)
-    if norm == "batch":
-        return nn.BatchNorm1d(num_features, momentum=momentum)
-    if norm == "batch-renorm":
-        return BatchRenorm1d(num_features, momentum=momentum)
-    if norm == "layer":
-        return nn.LayerNorm(num_features)
-    if norm == "group":
-        if groups < 1 or num_features % groups:
-            raise ValueError(
-                f"GroupNorm needs groups dividing the width, got groups={groups} for "
-                f"{num_features} features. Pick a divisor of {num_features}."
-            )
-        return nn.GroupNorm(groups, num_features)
-    return nn.Identity()
 
 
 class NormMLP(nn.Sequential):
@@ -92,11 +40,11 @@ class NormMLP(nn.Sequential):
     num_classes : int
         Number of outputs.
     norm : str
-        Normalizer of every hidden layer, see :func:`make_norm`.
+        Normalizer of every hidden layer, see :func:`bnguide.norms.registry.make_norm`.
     dropout : float
         Dropout probability after each hidden activation (0 for none).
     groups, momentum
-        Passed to :func:`make_norm`.
+        Passed to :func:`bnguide.norms.registry.make_norm`.
 
     Shape
     -----
@@ -114,13 +62,13 @@ class NormMLP(nn.Sequential):
         groups: int = 4,
         momentum: float = 0.1,
     ) -> None:
-        check_norm(norm)
+        check_kind(norm, NORMS)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}.")
         layers: list[nn.Module] = []
         width = in_features
         for h in hidden:
-            layers.append(nn.Linear(width, h, bias=norm not in _BATCH_NORMS))
+            layers.append(nn.Linear(width, h, bias=norm not in BATCH_KINDS))
             layers.append(make_norm(norm, h, groups=groups, momentum=momentum))
             layers.append(nn.ReLU())
             if dropout > 0:

@@ -11,45 +11,19 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-import bnguide.nn as bnn
 from bnguide import norms
 from bnguide.data import load
+from bnguide.norms.registry import KINDS, make_norm
 
-__all__ = ["NORMS", "SPATIAL", "load_subset", "make_norm", "set_renorm_limits", "small_cnn"]
+__all__ = ["NORMS", "SPATIAL", "load_subset", "set_renorm_limits", "small_cnn"]
 
-# name -> label used in figures
+#: The kinds of :data:`bnguide.norms.registry.KINDS` the CNN takes, with their labels.
 NORMS = {
-    "none": "no normalization",
-    "batch": "BatchNorm",
-    "batch-renorm": "Batch Renorm",
-    "group": "GroupNorm",
-    "layer": "LayerNorm",
-    "instance": "InstanceNorm",
-    "rms": "RMSNorm",
+    kind: KINDS[kind]
+    for kind in ("none", "batch", "batch-renorm", "group", "layer", "instance", "rms")
 }
 SPATIAL = (14, 7, 3)  # side of the feature maps each conv stage normalizes
 GROUPS = 4  # GroupNorm groups per layer
-
-
-def make_norm(kind: str, channels: int, side: int) -> nn.Module:
-    """The normalization layer ``kind`` for ``(N, channels, side, side)`` feature maps.
-
-    LayerNorm and RMSNorm normalize each example over ``(C, H, W)`` with per-element affine
-    parameters; the others are per-channel. BatchNorm is :class:`bnguide.nn.BatchNorm2d`, the
-    book's own.
-    """
-    makers = {
-        "none": lambda: nn.Identity(),
-        "batch": lambda: bnn.BatchNorm2d(channels),
-        "batch-renorm": lambda: norms.BatchRenorm2d(channels),
-        "group": lambda: norms.GroupNorm(GROUPS, channels),
-        "layer": lambda: norms.LayerNorm((channels, side, side)),
-        "instance": lambda: norms.InstanceNorm2d(channels, affine=True),
-        "rms": lambda: norms.RMSNorm((channels, side, side)),
-    }
-    if kind not in makers:
-        raise ValueError(f"Unknown normalization {kind!r}; choose one of {', '.join(makers)}.")
-    return makers[kind]()
 
 
 def small_cnn(norm: str = "batch", widths: tuple[int, int, int] = (8, 16, 32)) -> nn.Sequential:
@@ -67,7 +41,7 @@ def small_cnn(norm: str = "batch", widths: tuple[int, int, int] = (8, 16, 32)) -
         # A norm with a per-channel shift makes the conv bias redundant.
         layers += [
             nn.Conv2d(in_channels, width, 3, padding=1, bias=norm in ("none", "rms")),
-            make_norm(norm, width, side),
+            make_norm(norm, width, shape=(width, side, side), groups=GROUPS),
             nn.ReLU(),
         ]
         in_channels = width

@@ -21,6 +21,7 @@ from bnguide import data
 from bnguide.landscape import stateless_copy
 from bnguide.norms.lp import LpNorm1d
 from bnguide.norms.noisy import CovariateShiftNoise
+from bnguide.norms.registry import LP_EXPONENTS
 
 __all__ = [
     "NORMS",
@@ -34,13 +35,12 @@ __all__ = [
 ]
 
 NORMS = ("none", "bn", "l1", "l2", "linf")
-_P = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
 
 
 def _norm_layer(norm: str, width: int, affine: bool) -> nn.Module:
     if norm == "bn":
         return nn.BatchNorm1d(width, affine=affine)
-    return LpNorm1d(width, p=_P[norm], affine=affine)
+    return LpNorm1d(width, p=LP_EXPONENTS[norm], affine=affine)
 
 
 def build_mlp(
