@@ -34,7 +34,6 @@ import functools
 import hashlib
 import multiprocessing
 import os
-import re
 import sys
 import tempfile
 import warnings
@@ -44,7 +43,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bnguide import results
-from bnguide.paths import cache_root
+from bnguide.paths import cache_root, remove_stale_temporaries
 
 __all__ = [
     "atomic_save",
@@ -54,7 +53,6 @@ __all__ = [
     "cache_key",
     "clear_cache",
     "code_version",
-    "remove_stale_temporaries",
 ]
 
 R = TypeVar("R")
@@ -166,57 +164,6 @@ def _entry(run: Callable[..., Any], config: Any) -> Path:
 
 def _cache_in_use() -> bool:
     return os.environ.get("BNGUIDE_NO_CACHE", "") in ("", "0")
-
-
-_TEMPORARY = re.compile(r"\.tmp-(\d+)-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, but belongs to someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder: Path, pattern: re.Pattern = _TEMPORARY) -> int:
-    """Delete the temporary files and folders in ``folder`` left by processes that died.
-
-    Temporary names carry the writer's process id (``.tmp-<pid>-...``); those whose process
-    no longer exists are removed, those of running writers are left alone.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-    pattern : re.Pattern
-        Matches temporary names at their start; group 1 is the process id.
-
-    Returns
-    -------
-    int
-        How many were removed.
-    """
-    import shutil
-
-    removed = 0
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return 0
-    for entry in entries:
-        match = pattern.match(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            try:
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-                removed += 1
-            except OSError:
-                pass
-    return removed
 
 
 def atomic_save(result: Any, path: Path, *, experiment: str | None) -> None:

@@ -30,7 +30,7 @@ import numpy as np
 import pooch
 import torch
 
-from bnguide.paths import cache_root
+from bnguide.paths import cache_root, remove_stale_temporaries
 
 __all__ = [
     "DATASETS",
@@ -167,8 +167,6 @@ def _local_file(dataset: Dataset, filename: str, root: Path) -> Path:
 
 
 def _download(dataset: Dataset, filename: str, cache_dir: Path, urls: tuple[str, ...]) -> Path:
-    from bnguide.cache import remove_stale_temporaries
-
     expected = dataset.sha256[filename]
     final = cache_dir / filename
     if final.is_file() and _sha256(final) == expected:

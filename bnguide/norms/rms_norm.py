@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from bnguide.functional import opmath_dtype
-from bnguide.norms.layer_norm import _as_shape, _check_trailing_shape
+from bnguide.norms._common import as_shape as _as_shape
+from bnguide.norms._common import check_trailing_shape as _check_trailing_shape
 
 __all__ = ["RMSNorm", "rms_norm"]
 

@@ -30,26 +30,44 @@ from torch.nn import functional as F
 
 from bnguide.precise_bn import batch_statistics, bn_layers
 
-__all__ = ["check_batch_size", "evaluate", "minibatches", "single_thread", "train"]
+__all__ = [
+    "check_batch_size",
+    "evaluate",
+    "minibatches",
+    "single_thread",
+    "torch_threads",
+    "train",
+]
 
 
 @contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one CPU thread inside the block, restoring the thread count after.
-
-    The small networks of the book gain nothing from several threads, lose much when the cores
-    are shared; on one thread, results also do not depend on how many cores the machine has.
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` CPU threads inside the block, restoring the thread count after.
 
     Yields
     ------
     None
     """
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def single_thread() -> contextlib.AbstractContextManager[None]:
+    """Run torch on one CPU thread inside the block, restoring the thread count after.
+
+    The small networks of the book gain nothing from several threads, lose much when the cores
+    are shared; on one thread, results also do not depend on how many cores the machine has.
+
+    Returns
+    -------
+    context manager
+        ``with single_thread(): ...``; the same as ``torch_threads(1)``.
+    """
+    return torch_threads(1)
 
 
 def check_batch_size(batch_size: int, model: nn.Module | None = None, where: str = "train") -> None:

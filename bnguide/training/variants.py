@@ -26,11 +26,10 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -38,6 +37,8 @@ from tqdm import tqdm
 
 from bnguide.data import load
 from bnguide.models import MLPSpec, StackedMLP, draw_weights
+from bnguide.training.fit import torch_threads
+from bnguide.training.workers import train_in_processes
 
 __all__ = [
     "Data",
@@ -203,6 +204,62 @@ class TrainLog:
     settings: dict = field(default_factory=dict)
     probe_units: np.ndarray | None = None
 
+    @classmethod
+    def merge(
+        cls, per_worker: Sequence, variants: Sequence[Variant], seeds: Sequence[int], seconds: float
+    ) -> TrainLog:
+        """One log over all variants and seeds from the per-job logs of worker processes.
+
+        Parameters
+        ----------
+        per_worker : sequence
+            For each worker, its ``(variant_ids, seeds, log)`` jobs
+            (:func:`bnguide.training.workers.train_in_processes`).
+        variants, seeds
+            All of them, in the order of the merged log.
+        seconds : float
+            Wall-clock time of the whole parallel run.
+
+        Returns
+        -------
+        TrainLog
+            Every ``(V, S, ...)`` array field put together (NaN, or -1 for integers, where no
+            job filled it); the other fields from the first job.
+        """
+        pieces = [piece for jobs in per_worker for piece in jobs]
+        first = pieces[0][2]
+        seeds = [int(s) for s in seeds]
+        per_pair = [
+            f.name
+            for f in fields(cls)
+            if isinstance(getattr(first, f.name), np.ndarray) and getattr(first, f.name).ndim >= 2
+        ]
+        out = {}
+        for name in per_pair:
+            value = getattr(first, name)
+            integer = np.issubdtype(value.dtype, np.integer)
+            shape = (len(variants), len(seeds), *value.shape[2:])
+            out[name] = np.full(shape, -1, dtype=np.int64) if integer else np.full(shape, np.nan)
+        for variant_ids, job_seeds, log in pieces:
+            for a, v in enumerate(variant_ids):
+                for b, s in enumerate(job_seeds):
+                    i = seeds.index(s)
+                    for name in per_pair:
+                        out[name][v, i] = getattr(log, name)[a, b]
+        rest = {f.name: getattr(first, f.name) for f in fields(cls) if f.name not in per_pair}
+        rest.update(
+            names=tuple(v.name for v in variants),
+            seeds=tuple(seeds),
+            seconds=seconds,
+            settings=dict(
+                first.settings,
+                processes=len(per_worker),
+                # each worker's training and evaluation time, in the order they finished
+                worker_seconds=[sum(log.seconds for *_, log in jobs) for jobs in per_worker],
+            ),
+        )
+        return cls(**rest, **out)
+
     def index(self, name: str) -> int:
         """Position of variant ``name`` along the first axis."""
         if name not in self.names:
@@ -224,17 +281,6 @@ class TrainLog:
         hit = self.accuracy(name) >= target  # (S, E)
         first = self.steps[hit.argmax(1)].astype(float)
         return np.where(hit.any(1), first, np.nan)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    """Run the body with ``n`` torch CPU threads, then restore the previous number."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Block:
@@ -400,7 +446,7 @@ class Trainer:
                     self.workers, initializer=torch.set_num_threads, initargs=(1,)
                 )
             # one thread here too: an idle OpenMP team would spin against the workers
-            with _torch_threads(1):
+            with torch_threads(1):
                 xb, yb = self._next_batch()
                 futures = [self._pool.submit(block.step, xb, yb) for block in self.blocks]
                 for future in futures:
@@ -517,7 +563,7 @@ def train_variants(
     dtype: torch.dtype | None = None,
     workers: int | None = None,
     processes: int | None = None,
-    _report=None,
+    report: Callable[[int], None] | None = None,
 ) -> TrainLog:
     """Train every variant for every seed and evaluate along the way.
 
@@ -540,6 +586,9 @@ def train_variants(
         same up to float rounding. By default, on a CPU, as many as there are torch threads
         when the run is long enough to repay starting them (at least 20,000 steps over all
         pairs), else 1.
+    report : callable, optional
+        Called as ``report(n)`` each time ``n`` more steps are done (how worker processes
+        count their progress).
 
     Returns
     -------
@@ -576,13 +625,12 @@ def train_variants(
     processes = _choose_processes(processes, data, len(variants) * len(trainer.seeds), steps)
     if processes > 1:
         trainer.close()
-        from bnguide.training.workers import train_in_processes
-
-        return train_in_processes(
-            variants, data, seeds=trainer.seeds, processes=processes, progress=progress,
-            steps=int(steps), batch_size=batch_size, init_std=init_std, eval_steps=eval_steps,
-            dtype=dtype, workers=1, **probe,
+        per_worker, seconds = train_in_processes(
+            train_variants, variants, data, seeds=trainer.seeds, processes=processes,
+            progress=progress, steps=int(steps), batch_size=batch_size, init_std=init_std,
+            eval_steps=eval_steps, dtype=dtype, workers=1, **probe,
         )  # fmt: skip
+        return TrainLog.merge(per_worker, variants, trainer.seeds, seconds)
     records = []
     start = time.perf_counter()
     bar = tqdm(total=int(steps), disable=not progress, unit="step", mininterval=0.5)
@@ -592,13 +640,13 @@ def train_variants(
                 trainer.step()
                 if trainer.step_count % 100 == 0:
                     bar.update(100)
-                    if _report is not None:
-                        _report(100)
+                    if report is not None:
+                        report(100)
             records.append(trainer.evaluate(**probe))
         while trainer.step_count < steps:
             trainer.step()
-        if _report is not None:
-            _report(int(steps) - 100 * (int(steps) // 100))
+        if report is not None:
+            report(int(steps) - 100 * (int(steps) // 100))
         bar.update(int(steps) - bar.n)
     finally:
         bar.close()
