@@ -237,6 +237,10 @@ def list_cache() -> list[tuple[str, str | None, int]]:
 
     The key is the file's name (recorded in the file too); an unreadable entry shows ``None``
     as its experiment (the next :func:`cached_run` of it recomputes it).
+
+    Returns
+    -------
+    list of (str, str or None, int)
     """
     entries = []
     for path in sorted(cache_dir().glob("*.npz")):

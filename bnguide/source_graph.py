@@ -37,7 +37,18 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def module_files(root: Path = PACKAGE_DIR) -> dict[str, Path]:
-    """Dotted module name -> source file, for every module of the package under ``root``."""
+    """Dotted module name -> source file, for every module of the package under ``root``.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The package's folder.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        ``{"bnguide": .../__init__.py, "bnguide.cache": .../cache.py, ...}``.
+    """
     files = {}
     for path in sorted(root.rglob("*.py")):
         parts = path.relative_to(root.parent).with_suffix("").parts
@@ -47,6 +58,7 @@ def module_files(root: Path = PACKAGE_DIR) -> dict[str, Path]:
     return files
 
 
+#: Every module of the package: dotted name -> source file.
 MODULES = module_files()
 
 
@@ -69,6 +81,17 @@ def imports(module: str, tree: ast.AST | None = None):
     ``from bnguide.a import b`` counts as importing the module ``bnguide.a.b`` when that is a
     module, else as importing the names ``b`` of ``bnguide.a``. Parent packages, which Python
     initializes on the way, are not counted (a submodule importing its sibling is no cycle).
+
+    Parameters
+    ----------
+    module : str
+        A key of :data:`MODULES`.
+    tree : ast.AST, optional
+        Its parsed source (read from the file when left out).
+
+    Yields
+    ------
+    (str, tuple of str, int)
     """
     tree = tree or ast.parse(MODULES[module].read_text())
     for node in ast.walk(tree):
@@ -92,7 +115,12 @@ def imports(module: str, tree: ast.AST | None = None):
 
 
 def import_graph() -> dict[str, set[str]]:
-    """Module -> the bnguide modules it imports (anywhere in its source)."""
+    """Module -> the bnguide modules it imports (anywhere in its source).
+
+    Returns
+    -------
+    dict of str to set of str
+    """
     return {m: {target for target, _, _ in imports(m) if target != m} for m in MODULES}
 
 
@@ -102,6 +130,15 @@ def dependencies(module: str) -> list[str]:
     What :func:`bnguide.cache.code_version` hashes for an experiment: the code it can run.
     Parent packages are not followed (``from bnguide.a.b import f`` needs ``bnguide.a.b``,
     not everything ``bnguide/a/__init__.py`` imports).
+
+    Parameters
+    ----------
+    module : str
+        A key of :data:`MODULES`.
+
+    Returns
+    -------
+    list of str
     """
     if module not in MODULES:
         raise ValueError(f"{module!r} is not a module of the bnguide package.")
@@ -121,7 +158,18 @@ def _graph() -> dict[str, set[str]]:
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
-    """The strongly connected components with more than one module (Tarjan), sorted."""
+    """The strongly connected components with more than one module (Tarjan), sorted.
+
+    Parameters
+    ----------
+    graph : dict of str to set of str
+        Module -> the modules it imports, as :func:`import_graph` returns.
+
+    Returns
+    -------
+    list of list of str
+        Each cycle's modules, sorted; empty when there is none.
+    """
     index, low, stack, on_stack, found = {}, {}, [], set(), []
 
     def visit(v: str) -> None:
@@ -156,13 +204,36 @@ def _private(name: str) -> bool:
 
 
 def may_import_private_module(importer: str, private_module: str) -> bool:
-    """A private module ``a.b._m`` belongs to the package ``a.b``: only modules in it may use it."""
+    """A private module ``a.b._m`` belongs to the package ``a.b``: only modules in it may use it.
+
+    Parameters
+    ----------
+    importer : str
+        The importing module.
+    private_module : str
+        The dotted name up to and including its private part.
+
+    Returns
+    -------
+    bool
+    """
     package = private_module.rpartition(".")[0]
     return importer == package or importer.startswith(package + ".")
 
 
 def private_uses(module: str) -> list[str]:
-    """Where ``module`` uses a private name or private module of another bnguide module."""
+    """Where ``module`` uses a private name or private module of another bnguide module.
+
+    Parameters
+    ----------
+    module : str
+        A key of :data:`MODULES`.
+
+    Returns
+    -------
+    list of str
+        ``"<module>:<line> imports|uses <name>"``, one per use.
+    """
     tree = ast.parse(MODULES[module].read_text())
     found = []
     module_aliases = {}  # local name -> bnguide module it is bound to

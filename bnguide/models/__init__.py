@@ -10,6 +10,17 @@
   LayerNorm.
 
 Used in :doc:`/book/practice/ioffe-mnist` and the other *BN in practice* chapters.
+
+Examples
+--------
+>>> from bnguide.models import MLPSpec, build_mlp
+>>> build_mlp(MLPSpec(hidden=(8,), activation="relu", norm="before"))
+Sequential(
+  (0): Linear(in_features=784, out_features=8, bias=False)
+  (1): BatchNorm1d(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)
+  (2): ReLU()
+  (3): Linear(in_features=8, out_features=10, bias=True)
+)
 """
 
 from bnguide.models.stacked import (

@@ -4,6 +4,13 @@ Three 3x3 conv stages (14x14, 7x7 and 3x3 positions) each followed by a normaliz
 and ReLU, global average pooling and a linear classifier, on Fashion-MNIST downsampled to
 14x14 so that hundreds of CPU runs fit in a book build. Used by the experiments behind the
 chapters *Synchronized batch norm* and *The other normalizers*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.models.small_cnn import small_cnn
+>>> small_cnn("group")(torch.randn(4, 1, 14, 14)).shape  # (N, classes)
+torch.Size([4, 10])
 """
 
 from __future__ import annotations
@@ -29,6 +36,17 @@ GROUPS = 4  # GroupNorm groups per layer
 def small_cnn(norm: str = "batch", widths: tuple[int, int, int] = (8, 16, 32)) -> nn.Sequential:
     """Conv-norm-ReLU x3 (max-pooling between stages), global average pooling, linear.
 
+    Parameters
+    ----------
+    norm : str
+        A key of :data:`NORMS`, built by :func:`bnguide.norms.registry.make_norm`.
+    widths : tuple of int
+        Channels of the three stages.
+
+    Returns
+    -------
+    torch.nn.Sequential
+
     Shape
     -----
     Input ``(N, 1, 14, 14)``; output logits ``(N, 10)``.
@@ -52,6 +70,13 @@ def small_cnn(norm: str = "batch", widths: tuple[int, int, int] = (8, 16, 32)) -
 def load_subset(train_size: int, test_size: int, dataset: str = "fashion-mnist"):
     """The first ``train_size`` training and ``test_size`` test images, standardized, 14x14.
 
+    Parameters
+    ----------
+    train_size, test_size : int
+        How many images of each split.
+    dataset : str
+        ``"fashion-mnist"`` or ``"mnist"``.
+
     Returns
     -------
     x_train, y_train, x_test, y_test : torch.Tensor
@@ -65,7 +90,15 @@ def load_subset(train_size: int, test_size: int, dataset: str = "fashion-mnist")
 def set_renorm_limits(model: nn.Module, step: int, steps: int) -> None:
     """Batch Renorm's schedule scaled to ``steps``: plain BN for the first tenth, then
     ``r_max`` reaches 3 at 80% and ``d_max`` reaches 5 at 50% of training
-    (the paper: 5k, 40k and 25k steps)."""
+    (the paper: 5k, 40k and 25k steps).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its :class:`bnguide.norms.BatchRenorm2d` layers get the limits.
+    step, steps : int
+        The current step and the length of training.
+    """
     r_max, d_max = norms.renorm_limits(step, steps // 10, steps * 8 // 10, steps // 2)
     for module in model.modules():
         if isinstance(module, norms.BatchRenorm2d):

@@ -192,7 +192,18 @@ def is_batch_norm(module: nn.Module) -> bool:
 
 
 def has_running_stats(module: nn.Module) -> bool:
-    """Whether ``module`` is a batch norm layer that keeps running statistics."""
+    """Whether ``module`` is a batch norm layer that keeps running statistics.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Any module.
+
+    Returns
+    -------
+    bool
+        :func:`is_batch_norm` and ``running_mean``/``running_var`` are tensors.
+    """
     return (
         is_batch_norm(module)
         and isinstance(getattr(module, "running_mean", None), torch.Tensor)

@@ -9,6 +9,12 @@
   probes before each update.
 
 Used in :doc:`/book/practice/ioffe-mnist` and the other *BN in practice* chapters.
+
+Examples
+--------
+>>> from bnguide.training import evaluation_steps
+>>> evaluation_steps(1000, 250).tolist()  # when train_variants evaluates
+[0, 250, 500, 750, 1000]
 """
 
 from bnguide.training.variants import (

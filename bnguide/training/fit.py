@@ -44,6 +44,11 @@ __all__ = [
 def torch_threads(n: int) -> Iterator[None]:
     """Run torch on ``n`` CPU threads inside the block, restoring the thread count after.
 
+    Parameters
+    ----------
+    n : int
+        Threads for torch's CPU operations.
+
     Yields
     ------
     None

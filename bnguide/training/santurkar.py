@@ -5,6 +5,13 @@ with the paper's other choices kept: Glorot initialisation, plain SGD, batch 128
 learning rate with and without normalization. The loop calls ``probes`` at chosen steps with the
 step's parameters, gradients and batch, *before* the update, so measurements never change the
 training run. Used by the ``santurkar-*`` experiments (chapters *Why BN works: ...*).
+
+Examples
+--------
+>>> from bnguide.training.santurkar import build_mlp, layer_groups
+>>> net = build_mlp("bn", hidden=(8, 8))
+>>> [weight for weight, _ in layer_groups(net)]
+['0.weight', '3.weight', '6.weight']
 """
 
 from __future__ import annotations
@@ -99,7 +106,18 @@ def build_mlp(
 
 
 def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
-    """Per linear layer: its weight's name and the names of its and its norm's parameters."""
+    """Per linear layer: its weight's name and the names of its and its norm's parameters.
+
+    Parameters
+    ----------
+    net : torch.nn.Sequential
+        A net of :func:`build_mlp`.
+
+    Returns
+    -------
+    list of (str, list of str)
+        ``(weight name, [the weight, its bias, the gamma and beta of the norm after it])``.
+    """
     groups: list[tuple[str, list[str]]] = []
     for name, _ in net.named_parameters():
         index, kind = name.split(".", 1)
@@ -111,13 +129,41 @@ def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
 
 
 def load_data(dataset: str, n_train: int | None, n_eval: int) -> tuple[Tensor, ...]:
-    """Flattened, standardized training images and labels, and a fixed evaluation subset."""
+    """Flattened, standardized training images and labels, and a fixed evaluation subset.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    n_train : int or None
+        The first ``n_train`` training images (None: all).
+    n_eval : int
+        Size of the evaluation subset (the first images of the training set).
+
+    Returns
+    -------
+    x, y, x_eval, y_eval : torch.Tensor
+        ``(N, 784)``, ``(N,)``, ``(n_eval, 784)``, ``(n_eval,)``.
+    """
     x, y = data.load(dataset, "train", flatten=True, standardize=True, limit=n_train)
     return x, y, x[:n_eval], y[:n_eval]
 
 
 def load_test(dataset: str, n_test: int) -> tuple[Tensor, Tensor]:
-    """The first ``n_test`` test images, standardized with the training set's statistics."""
+    """The first ``n_test`` test images, standardized with the training set's statistics.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    n_test : int
+        How many test images.
+
+    Returns
+    -------
+    x, y : torch.Tensor
+        ``(n_test, 784)`` and ``(n_test,)``.
+    """
     return data.load(dataset, "test", flatten=True, standardize=True, limit=n_test)
 
 
@@ -177,6 +223,29 @@ def train(
     ``probe(step, net, params, grads, xb, yb)`` is called before the update of ``step`` with
     detached copies of the parameters and their gradients on the step's batch. Training stops
     early (``diverged_at`` set) if the loss becomes non-finite.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The classifier, trained in place.
+    x, y : torch.Tensor
+        Training inputs ``(N, 784)`` and labels ``(N,)``; each epoch is a fresh permutation.
+    steps, lr, batch_size : int, float, int
+        SGD steps, step size and examples per step.
+    seed : int
+        Seeds the batch order only.
+    eval_every : int
+        Steps between evaluations.
+    eval_data, test_data : (Tensor, Tensor), optional
+        Evaluated in eval mode every ``eval_every`` steps.
+    probe_steps : sequence of int
+        The steps at which ``probe`` is called.
+    probe : callable, optional
+        As above.
+
+    Returns
+    -------
+    TrainLog
     """
     gen = torch.Generator().manual_seed(seed)
     log = TrainLog()
@@ -222,6 +291,15 @@ def layer_inputs(net: nn.Sequential, x: Tensor, layer: int) -> Tensor:
     That is the output of the linear layer after its normalization and noise, as the next layer
     sees it during training (batch statistics of ``x``). Runs on a :func:`stateless_copy` under a
     forked RNG, so running statistics and the training run's random stream are left untouched.
+
+    Parameters
+    ----------
+    net : torch.nn.Sequential
+        A net of :func:`build_mlp`.
+    x : torch.Tensor
+        A batch ``(N, 784)``.
+    layer : int
+        Hidden layer, from 0.
 
     Returns
     -------

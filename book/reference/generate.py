@@ -26,7 +26,14 @@ import sys
 from pathlib import Path, PurePath
 from types import ModuleType
 
-__all__ = ["chapters_using", "expected_pages", "modules_used", "public_modules", "write_pages"]
+__all__ = [
+    "chapters_using",
+    "expected_pages",
+    "modules_used",
+    "object_names",
+    "public_modules",
+    "write_pages",
+]
 
 PAGES_DIR = Path(__file__).resolve().parent
 BOOK_DIR = PAGES_DIR.parent
@@ -73,7 +80,7 @@ def _all_names(module: ModuleType) -> list[str]:
     return list(names)
 
 
-def _object_names(module: ModuleType) -> list[str]:
+def object_names(module: ModuleType) -> list[str]:
     """Names in ``__all__`` that are objects, not submodules."""
     submodules = {i.name for i in pkgutil.iter_modules(getattr(module, "__path__", []))}
     return [
@@ -91,7 +98,7 @@ def _reexports(module: ModuleType) -> list[str]:
     prefix = module.__name__ + "."
     return [
         n
-        for n in _object_names(module)
+        for n in object_names(module)
         if getattr(getattr(module, n), "__module__", "").startswith(prefix)
     ]
 
@@ -124,7 +131,7 @@ def _shown_by_parent(name: str) -> set[str]:
 def _has_own_page(name: str) -> bool:
     """False for a submodule all of whose names its package re-exports."""
     shown_by_parent = _shown_by_parent(name)
-    own = _object_names(importlib.import_module(name))
+    own = object_names(importlib.import_module(name))
     return not (shown_by_parent and own and set(own) <= shown_by_parent)
 
 
@@ -134,7 +141,7 @@ def _page(name: str) -> str | None:
         return None  # everything here is documented under the package's name
     module = importlib.import_module(name)
     shown_by_parent = _shown_by_parent(name)
-    own = _object_names(module)
+    own = object_names(module)
     options = [":members:", ":undoc-members:", ":show-inheritance:"]
     if _reexports(module):
         options.append(":imported-members:")
