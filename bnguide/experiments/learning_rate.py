@@ -104,7 +104,7 @@ class Config:
         """The paper's comparison plus the plain net at 10x; names as in :data:`PAPER_TABLE`."""
 
         def spec(activation, norm):
-            return MLPSpec(hidden=self.hidden, activation=activation, norm=norm)
+            return MLPSpec(hidden=self.hidden, activation=activation, placement=norm)
 
         return [
             Variant("baseline", spec("relu", "none"), self.lr),

@@ -14,7 +14,7 @@ Used in :doc:`/book/practice/ioffe-mnist` and the other *BN in practice* chapter
 Examples
 --------
 >>> from bnguide.models import MLPSpec, build_mlp
->>> build_mlp(MLPSpec(hidden=(8,), activation="relu", norm="before"))
+>>> build_mlp(MLPSpec(hidden=(8,), activation="relu", placement="before"))
 Sequential(
   (0): Linear(in_features=784, out_features=8, bias=False)
   (1): BatchNorm1d(8, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)

@@ -17,8 +17,8 @@ Examples
 >>> from bnguide.models import MLPSpec
 >>> from bnguide.training import Variant, load_data, train_variants
 >>> data = load_data("mnist")  # doctest: +SKIP
->>> variants = [Variant("plain", MLPSpec(norm="none"), lr=0.1),
-...             Variant("bn", MLPSpec(norm="before"), lr=0.1)]
+>>> variants = [Variant("plain", MLPSpec(placement="none"), lr=0.1),
+...             Variant("bn", MLPSpec(placement="before"), lr=0.1)]
 >>> log = train_variants(variants, data, seeds=(0, 1), steps=1000)  # doctest: +SKIP
 >>> log.test_accuracy.shape  # (variants, seeds, evaluations)  # doctest: +SKIP
 (2, 2, 51)

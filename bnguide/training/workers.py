@@ -47,7 +47,7 @@ def _cost(variant) -> float:
     """Rough cost of one (variant, seed) pair: weights per step, BN layers a third dearer."""
     sizes = variant.spec.sizes
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-    return weights * (1.3 if variant.spec.norm != "none" else 1.0)
+    return weights * (1.3 if variant.spec.placement != "none" else 1.0)
 
 
 def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[list[tuple]]:
