@@ -15,11 +15,10 @@ torch.Size([4, 10])
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 
 from bnguide import norms
-from bnguide.data import load
+from bnguide.data import load_downsampled
 from bnguide.norms.registry import KINDS, make_norm
 
 __all__ = ["NORMS", "SPATIAL", "load_subset", "set_renorm_limits", "small_cnn"]
@@ -82,9 +81,9 @@ def load_subset(train_size: int, test_size: int, dataset: str = "fashion-mnist")
     x_train, y_train, x_test, y_test : torch.Tensor
         Images ``(N, 1, 14, 14)`` (2x2 average-pooled) and int64 labels ``(N,)``.
     """
-    x, y = load(dataset, "train", standardize=True, limit=train_size)
-    xt, yt = load(dataset, "test", standardize=True, limit=test_size)
-    return F.avg_pool2d(x, 2), y, F.avg_pool2d(xt, 2), yt  # (N, 1, 14, 14)
+    x, y = load_downsampled(dataset, "train", side=14, limit=train_size)  # (N, 1, 14, 14)
+    xt, yt = load_downsampled(dataset, "test", side=14, limit=test_size)
+    return x, y, xt, yt
 
 
 def set_renorm_limits(model: nn.Module, step: int, steps: int) -> None:
