@@ -150,6 +150,8 @@ def train(
     seed: int = 0,
     clip_grad_norm: float | None = None,
     on_step: Callable[[int, nn.Module], None] | None = None,
+    before_update: Callable[[int, nn.Module, torch.Tensor, torch.Tensor], bool | None]
+    | None = None,
 ) -> torch.Tensor:
     """Train ``model`` with SGD (cross-entropy) for ``steps`` mini-batches; return the losses.
 
@@ -170,11 +172,17 @@ def train(
     on_step : callable, optional
         Called as ``on_step(step, model)`` after each update, ``step`` counting from 1. It may
         switch the model to eval mode; training mode is restored after it.
+    before_update : callable, optional
+        Called as ``before_update(step, model, loss, idx)`` after the backward pass of each step
+        and before its update (``step`` counting from 0, ``idx`` the batch's indices ``(B,)``):
+        a probe of the parameters and gradients the update is about to use. Returning True
+        stops training there, without that update (a diverged run).
 
     Returns
     -------
     torch.Tensor
-        ``(steps,)`` training loss of each mini-batch (before its update).
+        ``(steps,)`` training loss of each mini-batch (before its update); shorter when
+        ``before_update`` stopped training.
     """
     check_batch_size(batch_size, model)
     if steps < 1:
@@ -191,6 +199,8 @@ def train(
         loss.backward()
         if clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        if before_update is not None and before_update(step, model, loss, idx):
+            return losses[:step]
         optimizer.step()
         losses[step] = loss.detach()
         if on_step is not None:

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bnguide import data
@@ -29,6 +28,7 @@ from bnguide.landscape import stateless_copy
 from bnguide.norms.lp import LpNorm1d
 from bnguide.norms.noisy import CovariateShiftNoise
 from bnguide.norms.registry import LP_EXPONENTS
+from bnguide.training import fit
 
 __all__ = [
     "NORMS",
@@ -247,40 +247,37 @@ def train(
     -------
     TrainLog
     """
-    gen = torch.Generator().manual_seed(seed)
     log = TrainLog()
     probe_at = set(probe_steps)
-    order, pos, running = torch.randperm(len(x), generator=gen), 0, []
-    net.train()
-    for step in range(steps + 1):
+    running: list[float] = []
+
+    def evaluate_at(step: int, model: nn.Module) -> None:  # before the update of ``step``
         if step % eval_every == 0 and eval_data is not None:
             log.steps.append(step)
-            log.train_accuracy.append(_accuracy(net, *eval_data))
+            log.train_accuracy.append(_accuracy(model, *eval_data))
             log.train_loss.append(float(np.mean(running)) if running else float("nan"))
             if test_data is not None:
-                log.test_accuracy.append(_accuracy(net, *test_data))
-            running = []
-        if step == steps:
-            break
-        if pos + batch_size > len(x):
-            order, pos = torch.randperm(len(x), generator=gen), 0
-        idx = order[pos : pos + batch_size]
-        pos += batch_size
-        xb, yb = x[idx], y[idx]  # (B, 784), (B,)
-        net.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(xb), yb)
+                log.test_accuracy.append(_accuracy(model, *test_data))
+            running.clear()
+
+    def before_update(step: int, model: nn.Module, loss: Tensor, idx: Tensor) -> bool:
         if not torch.isfinite(loss):
             log.diverged_at = step
-            break
-        loss.backward()
+            return True  # stop: no update from a non-finite loss
         running.append(float(loss.detach()))
         if probe is not None and step in probe_at:
-            params = {k: v.detach().clone() for k, v in net.named_parameters()}
-            grads = {k: v.grad.detach().clone() for k, v in net.named_parameters()}
-            probe(step, net, params, grads, xb, yb)
-        with torch.no_grad():
-            for p in net.parameters():
-                p.add_(p.grad, alpha=-lr)
+            params = {k: v.detach().clone() for k, v in model.named_parameters()}
+            grads = {k: v.grad.detach().clone() for k, v in model.named_parameters()}
+            probe(step, model, params, grads, x[idx], y[idx])  # (B, 784), (B,)
+        return False
+
+    net.train()
+    evaluate_at(0, net)
+    if steps > 0:  # plain SGD: the one loop of bnguide.training.fit without momentum
+        fit.train(
+            net, x, y, batch_size=batch_size, steps=steps, lr=lr, momentum=0.0, seed=seed,
+            on_step=evaluate_at, before_update=before_update,
+        )  # fmt: skip
     return log
 
 
