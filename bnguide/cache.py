@@ -35,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import multiprocessing
 import os
 import sys
 import tempfile
@@ -317,7 +316,9 @@ def cached_runs(
     ]
     computed = {}
     if len(missing) > 1 and processes > 1:
-        context = multiprocessing.get_context("spawn")
+        from bnguide.training.workers import spawn_context
+
+        context = spawn_context()
         workers = min(processes, len(missing))
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
             futures = {i: pool.submit(cached_run, run, configs[i]) for i in missing}

@@ -1,6 +1,6 @@
 """The networks the experiments train: stacked MLPs, the MLP with a normalizer, the CNN, the RNN.
 
-- :mod:`bnguide.models.stacked` (re-exported here): :class:`MLPSpec`, its plain torch form
+- ``bnguide.models.stacked`` (all re-exported here): :class:`MLPSpec`, its plain torch form
   :func:`build_mlp`, and :class:`StackedMLP`, many copies of one spec trained side by side by
   :mod:`bnguide.training`.
 - :mod:`bnguide.models.norm_mlp`: :class:`~bnguide.models.norm_mlp.NormMLP`, an MLP with a

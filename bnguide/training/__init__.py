@@ -1,6 +1,6 @@
 """Training loops: where every experiment that trains a network gets its SGD steps.
 
-- :mod:`bnguide.training.variants` (re-exported here): :func:`train_variants`, many small MLP
+- ``bnguide.training.variants`` (all re-exported here): :func:`train_variants`, many small MLP
   variants and seeds side by side, and its :class:`TrainLog`.
 - :mod:`bnguide.training.workers`: the worker processes that :func:`train_variants` (and
   :func:`bnguide.cache.cached_runs`) deal work to.
@@ -18,6 +18,7 @@ Examples
 """
 
 from bnguide.training.variants import (
+    BATCH_SEED_OFFSET,
     Data,
     Trainer,
     TrainLog,
@@ -28,6 +29,7 @@ from bnguide.training.variants import (
 )
 
 __all__ = [
+    "BATCH_SEED_OFFSET",
     "Data",
     "TrainLog",
     "Trainer",

@@ -41,6 +41,7 @@ from bnguide.training.fit import torch_threads
 from bnguide.training.workers import train_in_processes
 
 __all__ = [
+    "BATCH_SEED_OFFSET",
     "Data",
     "TrainLog",
     "Trainer",
@@ -50,7 +51,8 @@ __all__ = [
     "train_variants",
 ]
 
-_BATCH_SEED_OFFSET = 2**32  # batch order of seed s comes from generator seed s + 2**32
+#: The batch order of seed ``s`` comes from a generator seeded with ``s + BATCH_SEED_OFFSET``.
+BATCH_SEED_OFFSET = 2**32
 
 
 @dataclass(frozen=True)
@@ -404,7 +406,7 @@ class Trainer:
             k = len(block.variant_ids)
             block.net.load_weights_([w.repeat(k, 1, 1).to(device) for w in per_layer])
             block.net.train()
-        self._gens = [torch.Generator().manual_seed(s + _BATCH_SEED_OFFSET) for s in seeds]
+        self._gens = [torch.Generator().manual_seed(s + BATCH_SEED_OFFSET) for s in seeds]
         self._per_epoch = n // self.batch_size
         self._order = None
         self.step_count = 0

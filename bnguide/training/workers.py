@@ -35,10 +35,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.multiprocessing as mp
 from tqdm import tqdm
 
-__all__ = ["deal_out", "exit_with_parent", "train_in_processes"]
+__all__ = ["deal_out", "exit_with_parent", "spawn_context", "train_in_processes"]
 
 _POLL_SECONDS = 0.5
 
@@ -93,6 +92,21 @@ def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[l
         if by_seeds:
             plans.append([(tuple(vs), s) for s, vs in by_seeds.items()])
     return plans
+
+
+def spawn_context() -> multiprocessing.context.SpawnContext:
+    """How bnguide starts every child process: spawn, on every platform.
+
+    Fork is unsafe once torch has started its thread pools; spawn starts a fresh interpreter that
+    imports bnguide afresh, the same on Linux, macOS and Windows. Used by the worker processes
+    here and by :func:`bnguide.cache.cached_runs` (:func:`bnguide.distributed.launch` keeps
+    forkserver, whose preloaded server starts ranks within its deadlines).
+
+    Returns
+    -------
+    multiprocessing.context.SpawnContext
+    """
+    return multiprocessing.get_context("spawn")
 
 
 def exit_with_parent() -> None:
@@ -181,7 +195,7 @@ def train_in_processes(
     """
     seeds = [int(s) for s in seeds]
     plans = deal_out(variants, seeds, processes)
-    ctx = mp.get_context("spawn")  # fork is unsafe once torch has started its thread pools
+    ctx = spawn_context()
     results = ctx.Queue()
     counters = [ctx.Value("q", 0) for _ in plans]
     total = int(kwargs["steps"]) * sum(len(plan) for plan in plans)  # every job runs all steps

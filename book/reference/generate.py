@@ -122,10 +122,18 @@ def public_modules(package: str = PACKAGE) -> list[str]:
 
 def _shown_by_parent(name: str) -> set[str]:
     """The names of module ``name`` that its package re-exports (and documents)."""
-    importlib.import_module(name)
+    module = importlib.import_module(name)
     parent_name = name.rpartition(".")[0]
     parent = sys.modules.get(parent_name) if parent_name and parent_name != PACKAGE else None
-    return set(_reexports(parent)) if parent is not None else set()
+    if parent is None:
+        return set()
+    # constants (tuples, ints) have no __module__: the very same object counts as re-exported
+    same = {
+        n
+        for n in object_names(parent)
+        if n in vars(module) and getattr(parent, n) is getattr(module, n)
+    }
+    return set(_reexports(parent)) | same
 
 
 def _has_own_page(name: str) -> bool:
