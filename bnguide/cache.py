@@ -13,8 +13,11 @@ under a regular file) the computed result is still returned, with one warning. T
 of writes that were killed carry their process id and are removed by the next write or
 ``cache clear``, which does not count them as results.
 
-The code version is a hash of every ``.py`` file of the installed bnguide package, so any change
-to the package invalidates every cached result: a stale result can never be shown.
+The code version of an experiment is a hash of its module and of every bnguide module it imports,
+directly or not (read from the source, :mod:`bnguide.source_graph`): a change to the code an
+experiment runs recomputes it, so a stale result is never shown, while editing a plot or a
+chapter's helper recomputes nothing. The key is stored in each result file and shown by
+``python -m bnguide cache list``; ``run --out`` writes it to ``cache-key.txt``.
 
 Used by every notebook of the book (see *Run it yourself* in :doc:`/book/intro`).
 
@@ -32,9 +35,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import multiprocessing
 import os
-import re
 import sys
 import tempfile
 import warnings
@@ -43,8 +44,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bnguide import results
-from bnguide.paths import cache_root
+from bnguide import results, source_graph
+from bnguide.paths import cache_root, remove_stale_temporaries
 
 __all__ = [
     "atomic_save",
@@ -53,19 +54,36 @@ __all__ = [
     "cache_dir",
     "cache_key",
     "clear_cache",
+    "list_cache",
     "code_version",
-    "remove_stale_temporaries",
 ]
 
 R = TypeVar("R")
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-@functools.lru_cache(maxsize=1)
-def code_version() -> str:
-    """Hash of the source of every module of the bnguide package (12 hex digits)."""
+@functools.cache
+def code_version(module: str | None = None) -> str:
+    """Hash of the source an experiment runs (12 hex digits).
+
+    Parameters
+    ----------
+    module : str, optional
+        A module of bnguide (an experiment's ``run.__module__``): the hash covers it and every
+        bnguide module it imports, directly or not (:func:`bnguide.source_graph.dependencies`),
+        so editing a plot or a chapter's helper changes no experiment's version. Left out, or
+        not a bnguide module: every ``.py`` file of the package.
+
+    Returns
+    -------
+    str
+    """
+    if module in source_graph.MODULES:
+        paths = [source_graph.MODULES[m] for m in source_graph.dependencies(module)]
+    else:
+        paths = sorted(_PACKAGE_DIR.rglob("*.py"))
     digest = hashlib.sha256()
-    for path in sorted(_PACKAGE_DIR.rglob("*.py")):
+    for path in sorted(paths):
         digest.update(str(path.relative_to(_PACKAGE_DIR)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
@@ -95,7 +113,8 @@ def cache_key(run: Callable[..., Any], config: Any) -> str:
     Returns
     -------
     str
-        The short module name and a hash of the run's name, ``config`` and the code version.
+        The short module name and a hash of the run's name, ``config`` and the version of the
+        code it runs (:func:`code_version` of its module).
 
     Raises
     ------
@@ -108,7 +127,7 @@ def cache_key(run: Callable[..., Any], config: Any) -> str:
             "Wrap the experiment's settings in its Config dataclass."
         )
     name = f"{run.__module__}.{run.__qualname__}"
-    text = f"{name}|{config!r}|{code_version()}"
+    text = f"{name}|{config!r}|{code_version(run.__module__)}"
     short = run.__module__.rsplit(".", 1)[-1]
     return f"{short}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
@@ -150,7 +169,12 @@ def cached_run(run: Callable[[Any], R], config: Any, *, refresh: bool = False) -
     if use_cache:
         try:
             name = getattr(sys.modules.get(run.__module__), "NAME", None)
-            atomic_save(result, path, experiment=name if isinstance(name, str) else None)
+            atomic_save(
+                result,
+                path,
+                experiment=name if isinstance(name, str) else None,
+                cache_key=path.stem,
+            )
         except OSError as exc:
             warnings.warn(
                 f"bnguide cache: could not store the result in the cache ({exc}); "
@@ -168,58 +192,9 @@ def _cache_in_use() -> bool:
     return os.environ.get("BNGUIDE_NO_CACHE", "") in ("", "0")
 
 
-_TEMPORARY = re.compile(r"\.tmp-(\d+)-")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, but belongs to someone else
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder: Path, pattern: re.Pattern = _TEMPORARY) -> int:
-    """Delete the temporary files and folders in ``folder`` left by processes that died.
-
-    Temporary names carry the writer's process id (``.tmp-<pid>-...``); those whose process
-    no longer exists are removed, those of running writers are left alone.
-
-    Parameters
-    ----------
-    folder : pathlib.Path
-    pattern : re.Pattern
-        Matches temporary names at their start; group 1 is the process id.
-
-    Returns
-    -------
-    int
-        How many were removed.
-    """
-    import shutil
-
-    removed = 0
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return 0
-    for entry in entries:
-        match = pattern.match(entry.name)
-        if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
-            try:
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-                removed += 1
-            except OSError:
-                pass
-    return removed
-
-
-def atomic_save(result: Any, path: Path, *, experiment: str | None) -> None:
+def atomic_save(
+    result: Any, path: Path, *, experiment: str | None, cache_key: str | None = None
+) -> None:
     """Write ``result`` to ``path`` with :func:`bnguide.results.save`, all or nothing.
 
     The file is written under a temporary name (carrying this process's id) in the same folder
@@ -233,6 +208,8 @@ def atomic_save(result: Any, path: Path, *, experiment: str | None) -> None:
         Where the ``.npz`` file goes.
     experiment : str or None
         The experiment's ``NAME``, recorded in the file (``plot`` checks it).
+    cache_key : str, optional
+        Its :func:`cache_key`, recorded in the file.
 
     Raises
     ------
@@ -247,11 +224,32 @@ def atomic_save(result: Any, path: Path, *, experiment: str | None) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{os.getpid()}-", suffix=".npz")
     os.close(fd)
     try:
-        results.save(tmp, result, experiment=experiment)
+        results.save(tmp, result, experiment=experiment, cache_key=cache_key)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def list_cache() -> list[tuple[str, str | None, int]]:
+    """The cached results: ``(cache key, experiment name, size in bytes)`` each, sorted.
+
+    The key is the file's name (recorded in the file too); an unreadable entry shows ``None``
+    as its experiment (the next :func:`cached_run` of it recomputes it).
+
+    Returns
+    -------
+    list of (str, str or None, int)
+    """
+    entries = []
+    for path in sorted(cache_dir().glob("*.npz")):
+        try:
+            meta, _ = results.read_meta(path)
+            experiment = meta.get("experiment")
+        except (OSError, results.ResultFileError):
+            experiment = None
+        entries.append((path.stem, experiment, path.stat().st_size))
+    return entries
 
 
 def clear_cache() -> int:
@@ -318,7 +316,9 @@ def cached_runs(
     ]
     computed = {}
     if len(missing) > 1 and processes > 1:
-        context = multiprocessing.get_context("spawn")
+        from bnguide.training.workers import spawn_context
+
+        context = spawn_context()
         workers = min(processes, len(missing))
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
             futures = {i: pool.submit(cached_run, run, configs[i]) for i in missing}
@@ -331,7 +331,7 @@ def _one_thread() -> None:
     # exit at once when the parent (a notebook kernel, a script) dies, however it dies.
     import torch
 
-    from bnguide.parallel_training import exit_with_parent
+    from bnguide.training.workers import exit_with_parent
 
     exit_with_parent()
     torch.set_num_threads(1)

@@ -1,11 +1,14 @@
-"""The command line: ``python -m bnguide list | run NAME [options] | plot DIR | cache clear``.
+"""The command line: ``python -m bnguide list | run NAME [options] | plot DIR | cache ACTION``.
 
 ``run`` maps ``--steps``, ``--seeds`` and ``--device`` onto the experiment's ``Config`` fields
 (an experiment without such a field says so), trains with a progress bar, and writes to
 ``--out`` (default ``artifacts/NAME``): ``result.npz`` (the Result as arrays plus JSON with a
 checksum, :mod:`bnguide.results`; ``plot`` reads it back without retraining and never
-unpickles anything), ``config.txt`` and the figures. Used in chapter *BN in practice* (page
-*Reproducing Ioffe & Szegedy on MNIST*) and by CI.
+unpickles anything), ``config.txt``, ``cache-key.txt`` (the run's
+:func:`bnguide.cache.cache_key`: experiment, config and the code it runs) and the figures.
+``cache list`` shows the key, experiment and size of every cached result (``cache clear``,
+``cache path``). Used in chapter *BN in practice* (page *Reproducing Ioffe & Szegedy on
+MNIST*) and by CI.
 
 Faults: ``--out`` is created and test-written before any training; when it fails afterwards,
 the result goes to a fresh temporary folder (one warning line says where). Every user mistake
@@ -40,7 +43,7 @@ from typing import Any
 import torch
 
 from bnguide import experiments, results
-from bnguide.cache import atomic_save, cache_dir, clear_cache
+from bnguide.cache import atomic_save, cache_dir, cache_key, clear_cache, list_cache
 from bnguide.data import CorruptFileError, DataUnavailableError
 
 __all__ = [
@@ -57,6 +60,7 @@ __all__ = [
 ]
 
 RESULT_FILE = "result.npz"
+CACHE_KEY_FILE = "cache-key.txt"
 MAX_STEPS = 1_000_000  # 20 times the longest run of the book (50,000 steps)
 MAX_SEEDS = 1_000
 
@@ -129,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     plot = sub.add_parser("plot", help="redraw the figures of a finished run from its folder")
     plot.add_argument("folder", type=Path, help=f"a folder written by `run` (holds {RESULT_FILE})")
     cache = sub.add_parser("cache", help="manage the experiment cache")
-    cache.add_argument("action", choices=["clear", "path"], help="clear it, or print its folder")
+    cache.add_argument(
+        "action",
+        choices=["list", "clear", "path"],
+        help="list its entries (cache key, experiment, size), clear it, or print its folder",
+    )
     return parser
 
 
@@ -264,7 +272,7 @@ def load_result(folder: str | Path):
 
 
 def save_result(module: ModuleType, result: Any, out: Path, config: Any = None) -> Path:
-    """Write ``result`` (and ``config.txt``) to ``out``; return the folder actually written.
+    """Write ``result``, ``config.txt`` and ``cache-key.txt`` to ``out``; return the folder.
 
     When ``out`` cannot be written, the result goes to a new temporary folder instead, with
     one warning saying where: a computed result is never thrown away.
@@ -286,11 +294,14 @@ def save_result(module: ModuleType, result: Any, out: Path, config: Any = None) 
         ``out``, or the folder the result was rescued to.
     """
     config = getattr(result, "config", None) if config is None else config
+    key = cache_key(module.run, config) if dataclasses.is_dataclass(config) else None
 
     def write(folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_save(result, folder / RESULT_FILE, experiment=module.NAME)
+        atomic_save(result, folder / RESULT_FILE, experiment=module.NAME, cache_key=key)
         (folder / "config.txt").write_text(f"{config!r}\n")
+        if key is not None:
+            (folder / CACHE_KEY_FILE).write_text(f"{key}\n")
 
     try:
         write(Path(out))
@@ -466,7 +477,12 @@ def _command(args) -> int:
         for path in write_figures(module, result, args.folder):
             print(f"figure: {path}")
         return 0
-    if args.action == "clear":
+    if args.action == "list":
+        entries = list_cache()
+        for key, experiment, size in entries:
+            print(f"{key:40s} {experiment or '(unreadable)':24s} {size / 1e6:8.2f} MB")
+        print(f"{len(entries)} cached result(s) in {cache_dir()}")
+    elif args.action == "clear":
         print(f"removed {clear_cache()} cached result(s) from {cache_dir()}")
     else:
         print(cache_dir())

@@ -30,7 +30,7 @@ import numpy as np
 import pooch
 import torch
 
-from bnguide.paths import cache_root
+from bnguide.paths import cache_root, remove_stale_temporaries
 
 __all__ = [
     "DATASETS",
@@ -41,6 +41,7 @@ __all__ = [
     "fetch",
     "load",
     "load_arrays",
+    "load_downsampled",
     "parse_idx",
 ]
 
@@ -167,8 +168,6 @@ def _local_file(dataset: Dataset, filename: str, root: Path) -> Path:
 
 
 def _download(dataset: Dataset, filename: str, cache_dir: Path, urls: tuple[str, ...]) -> Path:
-    from bnguide.cache import remove_stale_temporaries
-
     expected = dataset.sha256[filename]
     final = cache_dir / filename
     if final.is_file() and _sha256(final) == expected:
@@ -418,3 +417,30 @@ def class_names(name: str) -> tuple[str, ...]:
         Ten names; entry ``i`` names label ``i``.
     """
     return _dataset(name).classes
+
+
+def load_downsampled(
+    name: str, split: str, *, side: int = 14, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standardized images average-pooled from 28x28 down to ``side`` x ``side``.
+
+    The smaller images let the *BN at scale* experiments run hundreds of trainings on a CPU.
+
+    Parameters
+    ----------
+    name, split : str
+        As for :func:`load`.
+    side : int
+        Output side; must divide 28.
+    limit : int, optional
+        Keep only the first ``limit`` examples.
+
+    Returns
+    -------
+    images, labels : torch.Tensor
+        ``(N, 1, side, side)`` float32 (standardized before pooling) and ``(N,)`` int64.
+    """
+    if side < 1 or 28 % side:
+        raise ValueError(f"side must divide 28, got {side}.")
+    x, y = load(name, split, standardize=True, limit=limit)  # (N, 1, 28, 28)
+    return torch.nn.functional.avg_pool2d(x, 28 // side), y  # (N, 1, side, side)

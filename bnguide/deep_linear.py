@@ -28,7 +28,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from bnguide.lp_norm import LpNorm1d
+from bnguide.norms.lp import LpNorm1d
+from bnguide.norms.registry import LP_EXPONENTS
 
 __all__ = [
     "NORMS",
@@ -43,7 +44,6 @@ __all__ = [
 
 # norm name -> p of the Lp normalization (None: batch norm itself)
 NORMS = ("none", "bn", "l1", "l2", "linf")
-_P = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
 
 
 def make_problem(
@@ -81,7 +81,7 @@ def _make_norm(norm: str, dim: int, eps: float) -> nn.Module:
     if norm == "bn":
         # full-batch statistics in both modes: nothing to track
         return nn.BatchNorm1d(dim, eps=eps, track_running_stats=False)
-    return LpNorm1d(dim, p=_P[norm], eps=eps, track_running_stats=False)
+    return LpNorm1d(dim, p=LP_EXPONENTS[norm], eps=eps, track_running_stats=False)
 
 
 class DeepLinearNet(nn.Module):

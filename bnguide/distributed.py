@@ -40,7 +40,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from bnguide.parallel_training import exit_with_parent
+from bnguide.training.workers import exit_with_parent
 
 __all__ = ["free_port", "launch"]
 

@@ -25,42 +25,11 @@ import copy
 import torch
 from torch import nn
 
+from bnguide.norms.registry import is_batch_norm
+
 __all__ = ["fold", "fold_bn", "is_batch_norm"]
 
 _LAYERS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def _batch_norm_types() -> tuple[type, ...]:
-    # Every BN flavour of torch and bnguide: in eval mode each one is the same affine map.
-    from bnguide import nn as bnguide_nn
-    from bnguide.ghost_batchnorm import GhostBatchNorm
-    from bnguide.norms.batch_renorm import _BatchRenorm
-    from bnguide.sync_batchnorm import SyncBatchNorm
-
-    return (
-        nn.modules.batchnorm._BatchNorm,
-        bnguide_nn._BatchNorm,
-        GhostBatchNorm,
-        _BatchRenorm,
-        SyncBatchNorm,
-    )
-
-
-def is_batch_norm(module: nn.Module) -> bool:
-    """Whether ``module`` is a batch norm layer (of torch or of bnguide) that :func:`fold` knows.
-
-    Parameters
-    ----------
-    module : nn.Module
-        Any module.
-
-    Returns
-    -------
-    bool
-        True for torch's ``BatchNorm1d/2d/3d`` and ``SyncBatchNorm`` and for bnguide's
-        ``BatchNorm*d``, ``SyncBatchNorm``, ``GhostBatchNorm`` and ``BatchRenorm*d``.
-    """
-    return isinstance(module, _batch_norm_types())
 
 
 def _check_foldable(bn: nn.Module) -> None:

@@ -12,7 +12,8 @@ else. Correct behaviour is ``torch.nn.BatchNorm1d`` (or :class:`bnguide.nn.Batch
   they drag the graph of every past step along.
 
 The fixes that are functions: :func:`train_with_frozen_bn` (fine-tuning with BN statistics
-frozen) and :func:`autograd_graph_size` (to see a leaking graph).
+frozen) and :func:`autograd_graph_size` (to see a leaking graph). :func:`trained_model` gives
+the chapter a fresh copy of a trained BN network to make the mistakes on.
 
 Examples
 --------
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from bnguide.models.norm_mlp import NormMLP
 from bnguide.precise_bn import bn_layers
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "WrongGraphBatchNorm1d",
     "autograd_graph_size",
     "train_with_frozen_bn",
+    "trained_model",
 ]
 
 
@@ -183,3 +186,23 @@ def train_with_frozen_bn(model: nn.Module, *, freeze_affine: bool = False) -> nn
             for p in layer.parameters(recurse=False):
                 p.requires_grad_(False)
     return model
+
+
+def trained_model(result) -> NormMLP:
+    """A fresh copy, in eval mode, of the MLP with BN trained by ``confounded-comparison``.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.confounded_comparison.Result
+        Its ``config.hidden`` gives the widths and its ``state_dict`` the trained weights and
+        running statistics.
+
+    Returns
+    -------
+    NormMLP
+        ``784 -> hidden -> 10`` with BN; each call builds a new one, so a mistake made on one
+        copy does not leak into the next.
+    """
+    model = NormMLP(784, result.config.hidden, norm="batch")
+    model.load_state_dict(result.state_dict)
+    return model.eval()

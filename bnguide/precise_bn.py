@@ -20,6 +20,8 @@ from collections.abc import Iterable, Iterator
 import torch
 from torch import nn
 
+from bnguide.norms.registry import has_running_stats
+
 __all__ = ["batch_statistics", "bn_layers", "recompute_bn_stats"]
 
 _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
@@ -28,8 +30,9 @@ _BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 def bn_layers(model: nn.Module) -> list[nn.Module]:
     """The batch-norm layers of ``model`` that keep running statistics.
 
-    A layer qualifies when it has ``running_mean`` and ``running_var`` tensors and a
-    ``momentum`` attribute, as ``torch.nn.BatchNorm1d/2d/3d`` and :mod:`bnguide.nn` do.
+    A layer qualifies when :func:`bnguide.norms.registry.is_batch_norm` says it is one and it
+    has ``running_mean`` and ``running_var`` tensors (torch's and :mod:`bnguide.nn`'s
+    ``BatchNorm1d/2d/3d``, Batch Renorm, ghost and synchronized BN).
 
     Parameters
     ----------
@@ -41,13 +44,7 @@ def bn_layers(model: nn.Module) -> list[nn.Module]:
     list of torch.nn.Module
         In the order of ``model.modules()``.
     """
-    return [
-        m
-        for m in model.modules()
-        if isinstance(getattr(m, "running_mean", None), torch.Tensor)
-        and isinstance(getattr(m, "running_var", None), torch.Tensor)
-        and hasattr(m, "momentum")
-    ]
+    return [m for m in model.modules() if has_running_stats(m)]
 
 
 def _require_bn(model: nn.Module, caller: str) -> list[nn.Module]:

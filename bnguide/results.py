@@ -224,7 +224,9 @@ def _checksum(meta: dict, arrays: list[np.ndarray]) -> str:
 # -- the file --------------------------------------------------------------------------------
 
 
-def save(path: str | Path, result: Any, *, experiment: str | None = None) -> None:
+def save(
+    path: str | Path, result: Any, *, experiment: str | None = None, cache_key: str | None = None
+) -> None:
     """Write ``result`` to ``path`` (an ``.npz`` file); the caller makes it atomic if needed.
 
     Parameters
@@ -235,6 +237,9 @@ def save(path: str | Path, result: Any, *, experiment: str | None = None) -> Non
         An experiment's Result (or any value :func:`encode` accepts).
     experiment : str, optional
         The experiment's name, recorded so that a reader can check what it holds.
+    cache_key : str, optional
+        The experiment's :func:`bnguide.cache.cache_key` for this config and code, recorded
+        when given (``meta["cache_key"]`` of :func:`read_meta`).
 
     Raises
     ------
@@ -250,6 +255,8 @@ def save(path: str | Path, result: Any, *, experiment: str | None = None) -> Non
         "experiment": experiment,
         "tree": encode(result, arrays),
     }
+    if cache_key is not None:
+        meta["cache_key"] = cache_key
     meta["sha256"] = _checksum(meta, arrays)
     _write_archive(path, meta, arrays)
 

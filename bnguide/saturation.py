@@ -11,7 +11,7 @@ Examples
 >>> import torch
 >>> from bnguide.models import MLPSpec, StackedMLP, draw_weights
 >>> from bnguide.saturation import layer_statistics
->>> spec = MLPSpec(in_features=8, hidden=(6, 6), out_features=3, norm="before")
+>>> spec = MLPSpec(in_features=8, hidden=(6, 6), out_features=3, placement="before")
 >>> net = StackedMLP(spec, members=2).load_weights_(
 ...     [torch.stack([w, w]) for w in draw_weights(spec.sizes, 0.5, seed=0)])
 >>> stats = layer_statistics(net, torch.randn(32, 8), torch.randint(0, 3, (32,)))

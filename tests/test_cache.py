@@ -45,7 +45,7 @@ def test_refresh_and_no_cache_recompute(monkeypatch):
 
 def test_key_depends_on_code_version(monkeypatch):
     key = cache.cache_key(run, Config())
-    monkeypatch.setattr(cache, "code_version", lambda: "something-else")
+    monkeypatch.setattr(cache, "code_version", lambda module=None: "something-else")
     assert cache.cache_key(run, Config()) != key
 
 
@@ -108,3 +108,49 @@ def test_clear_cache_counts_removed_files():
     cache.cached_run(run, Config(2))
     assert cache.clear_cache() == 2
     assert cache.clear_cache() == 0
+
+
+@pytest.mark.parametrize(
+    "edited, changes",
+    [
+        ("bnguide.plots.why", False),  # a figure
+        ("bnguide.pitfalls", False),  # a chapter's helper
+        ("bnguide.experiments.learning_rate", False),  # another experiment
+        ("bnguide.experiments.ioffe_mnist", True),  # the experiment itself
+        ("bnguide.training.variants", True),  # the loop it trains with
+        ("bnguide.models.stacked", True),  # the network, imported through bnguide.models
+    ],
+)
+def test_an_experiments_key_covers_the_code_it_runs_and_nothing_else(
+    monkeypatch, tmp_path, edited, changes
+):
+    from bnguide import source_graph
+    from bnguide.experiments import ioffe_mnist
+
+    config = ioffe_mnist.Config()
+    cache.code_version.cache_clear()
+    before = cache.cache_key(ioffe_mnist.run, config)
+    package = cache._PACKAGE_DIR
+    for name, path in list(source_graph.MODULES.items()):  # a copy of the package, one file edited
+        copy = tmp_path / path.relative_to(package)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes() + (b"\n# an edit\n" if name == edited else b""))
+        monkeypatch.setitem(source_graph.MODULES, name, copy)
+    monkeypatch.setattr(cache, "_PACKAGE_DIR", tmp_path)
+    cache.code_version.cache_clear()
+    try:
+        after = cache.cache_key(ioffe_mnist.run, config)
+    finally:
+        cache.code_version.cache_clear()
+    assert (after != before) is changes
+    assert after.startswith("ioffe_mnist-")
+
+
+def test_the_key_is_recorded_in_the_entry_and_listed():
+    from bnguide import results
+
+    cache.cached_run(run, Config())
+    (entry,) = cache.cache_dir().glob("*.npz")
+    meta, _ = results.read_meta(entry)
+    assert meta["cache_key"] == entry.stem == cache.cache_key(run, Config())
+    assert cache.list_cache() == [(entry.stem, None, entry.stat().st_size)]

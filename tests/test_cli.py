@@ -7,8 +7,10 @@ import sys
 import pytest
 import torch
 
+from bnguide.cache import cache_key
 from bnguide.cli import RESULT_FILE, load_result, make_config
 from bnguide.experiments import eval_statistics, ioffe_mnist
+from bnguide.results import read_meta
 
 
 def bnguide(*args, cwd=None):
@@ -41,6 +43,9 @@ def test_run_writes_results_and_figures_and_plot_reads_them_back(tmp_path):
     assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in tmp_path.glob("*.png")) == figures
     assert "steps=30" in (tmp_path / "config.txt").read_text()
+    key = (tmp_path / "cache-key.txt").read_text().strip()
+    assert key == cache_key(ioffe_mnist.run, result.config) and key.startswith("ioffe_mnist-")
+    assert read_meta(tmp_path / "result.npz")[0]["cache_key"] == key
 
 
 @pytest.mark.parametrize(
@@ -81,6 +86,8 @@ def test_cache_commands(tmp_path, monkeypatch):
     monkeypatch.setenv("BNGUIDE_CACHE", str(env_dir))  # restored afterwards: notebooks need it
     (env_dir / "results").mkdir(parents=True)
     (env_dir / "results" / "x.pkl").write_bytes(b"")
+    listed = bnguide("cache", "list")
+    assert listed.returncode == 0 and "0 cached result(s)" in listed.stdout  # .npz files only
     path = bnguide("cache", "path")
     assert path.stdout.strip() == str(env_dir / "results")
     cleared = bnguide("cache", "clear")

@@ -13,7 +13,7 @@ from bnguide.deep_linear import (
     unit_moment_sensitivity,
     upstream_perturbation,
 )
-from bnguide.lp_norm import lp_norm
+from bnguide.norms.lp import lp_norm
 
 
 def test_problem_is_a_random_linear_map():

@@ -39,7 +39,7 @@ def test_ioffe_protocol_matches_the_paper():
     baseline, bn = config.variants()
     assert baseline.spec.sizes == bn.spec.sizes == (784, 100, 100, 100, 10)
     assert baseline.spec.activation == bn.spec.activation == "sigmoid"
-    assert (baseline.spec.norm, bn.spec.norm) == ("none", "before")
+    assert (baseline.spec.placement, bn.spec.placement) == ("none", "before")
     assert baseline.lr == bn.lr
     # every step the paper reports is evaluated
     steps = np.unique(np.concatenate([[0], np.arange(0, 50_001, 1000), [50_000]]))
@@ -141,7 +141,7 @@ def test_placement_summary_is_paired():
     names = [v.name for v in config.variants()]
     assert names == ["relu-before-lr0.1", "relu-after-lr0.1", "sigmoid-before-lr0.1",
                      "sigmoid-after-lr0.1"]  # fmt: skip
-    assert {v.spec.norm for v in config.variants()} == {"before", "after"}
+    assert {v.spec.placement for v in config.variants()} == {"before", "after"}
     acc = np.zeros((4, 3, 3))
     acc[0] = [[0, 0.90, 0.92], [0, 0.80, 0.82], [0, 0.95, 0.95]]
     acc[1] = [[0, 0.92, 0.94], [0, 0.81, 0.81], [0, 0.90, 0.90]]

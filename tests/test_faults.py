@@ -147,7 +147,7 @@ def _uneven_steps(rank, world):
 
 
 def _eval_mode_on_rank_1(rank, world):
-    from bnguide.sync_batchnorm import SyncBatchNorm
+    from bnguide.norms.sync import SyncBatchNorm
 
     torch.manual_seed(0)
     bn = SyncBatchNorm(3)

@@ -1,12 +1,12 @@
-"""Tests for bnguide.fit: the in-memory training loop and evaluation."""
+"""Tests for bnguide.training.fit: the in-memory training loop and evaluation."""
 
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from bnguide.fit import check_batch_size, evaluate, minibatches, single_thread, train
-from bnguide.norm_mlp import NormMLP
+from bnguide.models.norm_mlp import NormMLP
+from bnguide.training.fit import check_batch_size, evaluate, minibatches, single_thread, train
 
 D = torch.float64
 
@@ -141,3 +141,78 @@ def test_single_thread_sets_and_restores_the_thread_count():
 
     assert run() == 1 and torch.get_num_threads() == before
     assert run.__name__ == "run" and run.__doc__ == "Docstring kept."  # cache keys use the name
+
+
+def _plain_santurkar_loop(
+    net, x, y, *, steps, lr, batch_size, seed, eval_every, eval_data, probe_at
+):
+    """The loop of the Santurkar experiments written out (the reference for its hooks)."""
+    gen = torch.Generator().manual_seed(seed)
+    order, pos, records, probes = torch.randperm(len(x), generator=gen), 0, [], []
+    net.train()
+    for step in range(steps + 1):
+        if step % eval_every == 0:
+            with torch.no_grad():
+                net.eval()
+                records.append((step, net(eval_data).clone()))
+                net.train()
+        if step == steps:
+            break
+        if pos + batch_size > len(x):
+            order, pos = torch.randperm(len(x), generator=gen), 0
+        idx = order[pos : pos + batch_size]
+        pos += batch_size
+        net.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(net(x[idx]), y[idx])
+        loss.backward()
+        if step in probe_at:
+            probes.append((step, [p.grad.clone() for p in net.parameters()]))
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(p.grad, alpha=-lr)
+    return records, probes
+
+
+def test_the_santurkar_loop_is_the_one_loop_with_hooks():
+    from bnguide.norms.noisy import CovariateShiftNoise
+    from bnguide.training import santurkar
+
+    x = torch.randn(70, 6, dtype=torch.float64)
+    y = torch.randint(0, 3, (70,))
+
+    def net():
+        torch.manual_seed(3)  # the same weights and noise draws for both runs
+        return torch.nn.Sequential(
+            torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5), CovariateShiftNoise(),
+            torch.nn.ReLU(), torch.nn.Linear(5, 3),
+        ).double()  # fmt: skip
+
+    ref_net = net()
+    records, probes = _plain_santurkar_loop(
+        ref_net, x, y, steps=12, lr=0.1, batch_size=16, seed=4, eval_every=4, eval_data=x,
+        probe_at={0, 7},
+    )  # fmt: skip
+    seen_grads = []
+
+    def probe(step, model, params, grads, xb, yb):
+        seen_grads.append((step, [grads[k] for k, _ in model.named_parameters()]))
+
+    new_net = net()
+    log = santurkar.train(
+        new_net, x, y, steps=12, lr=0.1, batch_size=16, seed=4, eval_every=4,
+        eval_data=(x, y), probe_steps=(0, 7), probe=probe,
+    )  # fmt: skip
+    assert log.steps == [step for step, _ in records] == [0, 4, 8, 12]
+    for (s1, g1), (s2, g2) in zip(probes, seen_grads, strict=True):
+        assert s1 == s2 and all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
+    for a, b in zip(ref_net.state_dict().values(), new_net.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_before_update_can_stop_training():
+    model = NormMLP(4, (6,), 2, norm="batch")
+    x, y = torch.randn(40, 4), torch.randint(0, 2, (40,))
+    before = [p.clone() for p in model.parameters()]
+    losses = train(model, x, y, batch_size=8, steps=5, lr=0.1, before_update=lambda *a: True)
+    assert len(losses) == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -7,8 +7,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 import bnguide.nn as bnn
 from bnguide.fold import fold, fold_bn, is_batch_norm
-from bnguide.ghost_batchnorm import GhostBatchNorm
 from bnguide.norms import BatchRenorm2d
+from bnguide.norms.ghost import GhostBatchNorm
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bnguide.ghost_batchnorm import GhostBatchNorm, ghost_batch_norm
+from bnguide.norms.ghost import GhostBatchNorm, ghost_batch_norm
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from bnguide.landscape import (
     probe_gradient_direction,
     stateless_copy,
 )
-from bnguide.lp_norm import LpNorm1d
+from bnguide.norms.lp import LpNorm1d
 
 
 def _quadratic(h: torch.Tensor):
@@ -121,20 +121,20 @@ def test_step_sizes_must_be_positive(etas):
 
 
 def test_probes_never_change_the_training_run():
-    from bnguide.experiments import _santurkar
+    from bnguide.training import santurkar
 
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(300, 784, generator=gen), torch.randint(0, 10, (300,), generator=gen)
     logs = []
     for with_probe in (False, True):
-        net = _santurkar.build_mlp("bn", hidden=(16, 16))
+        net = santurkar.build_mlp("bn", hidden=(16, 16))
         loss_fn = functional_loss(net, F.cross_entropy)
 
         def probe(step, net, params, grads, xb, yb, loss_fn=loss_fn):
             probe_gradient_direction(loss_fn, params, [0.05, 0.2], xb, yb)
 
         logs.append(
-            _santurkar.train(
+            santurkar.train(
                 net,
                 x,
                 y,

@@ -1,4 +1,4 @@
-"""Tests of bnguide.lp_norm: the L1 / L2 / L-infinity normalizations of Santurkar et al. 2018."""
+"""Tests of bnguide.norms.lp: the L1 / L2 / L-infinity normalizations of Santurkar et al. 2018."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bnguide.lp_norm import LpNorm1d, LpNorm2d, lp_norm, lp_scale
+from bnguide.norms.lp import LpNorm1d, LpNorm2d, lp_norm, lp_scale
 
 P_VALUES = [1.0, 2.0, 3.0, math.inf]
 

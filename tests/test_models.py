@@ -43,17 +43,17 @@ def cross_entropy(logits, y):
 
 
 def test_spec_sizes_and_bias():
-    spec = MLPSpec(norm="before")
+    spec = MLPSpec(placement="before")
     assert spec.sizes == (784, 100, 100, 100, 10)
     assert [spec.has_bias(l) for l in range(4)] == [False, False, False, True]
-    assert all(MLPSpec(norm="after").has_bias(l) for l in range(4))
+    assert all(MLPSpec(placement="after").has_bias(l) for l in range(4))
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"activation": "gelu"}, "Unknown activation 'gelu'. Use one of: 'sigmoid', 'relu'"),
-        ({"norm": "middle"}, "Unknown norm placement 'middle'. Use one of: 'none', 'before'"),
+        ({"placement": "middle"}, "Unknown norm placement 'middle'. Use one of: 'none', 'before'"),
         ({"hidden": ()}, "MLPSpec needs at least one hidden layer, got hidden=()."),
         ({"hidden": (10, 0)}, "Layer sizes must be positive integers, got (784, 10, 0, 10)."),
         ({"eps": 0.0}, "eps must be positive, got 0.0."),
@@ -75,7 +75,7 @@ def test_spec_rejects_bad_settings(kwargs, message):
     ],
 )
 def test_build_mlp_layer_order(norm, layers):
-    model = build_mlp(MLPSpec(**SMALL, norm=norm))
+    model = build_mlp(MLPSpec(**SMALL, placement=norm))
     assert [type(m) for m in model] == layers
     linears = [m for m in model if isinstance(m, nn.Linear)]
     assert [m.bias is None for m in linears] == [norm == "before"] * 2 + [False]
@@ -113,7 +113,7 @@ def test_load_weights_checks_shapes():
 @pytest.mark.parametrize(("activation", "norm"), CASES)
 @pytest.mark.parametrize("shared_input", [False, True])
 def test_hand_written_backward_matches_autograd(activation, norm, shared_input):
-    spec = MLPSpec(**SMALL, activation=activation, norm=norm)
+    spec = MLPSpec(**SMALL, activation=activation, placement=norm)
     net = stacked(spec, 3)
     gen = torch.Generator().manual_seed(1)
     shape = (8, 7) if shared_input else (3, 8, 7)
@@ -129,7 +129,7 @@ def test_hand_written_backward_matches_autograd(activation, norm, shared_input):
 
 
 def test_hand_written_backward_matches_finite_differences():
-    spec = MLPSpec(**SMALL, activation="sigmoid", norm="before")
+    spec = MLPSpec(**SMALL, activation="sigmoid", placement="before")
     net = stacked(spec, 2)
     gen = torch.Generator().manual_seed(2)
     x = torch.randn(2, 9, 7, generator=gen, dtype=torch.float64)
@@ -159,7 +159,7 @@ def test_hand_written_backward_matches_finite_differences():
 
 @pytest.mark.parametrize(("activation", "norm"), CASES)
 def test_members_equal_torch_modules(activation, norm):
-    spec = MLPSpec(**SMALL, activation=activation, norm=norm)
+    spec = MLPSpec(**SMALL, activation=activation, placement=norm)
     net = stacked(spec, 3).train()
     models = [net.member(i) for i in range(3)]
     x = torch.randn(3, 10, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
@@ -177,7 +177,7 @@ def test_members_equal_torch_modules(activation, norm):
 
 
 def test_probes_are_the_inputs_of_the_activation():
-    spec = MLPSpec(**SMALL, activation="sigmoid", norm="before")
+    spec = MLPSpec(**SMALL, activation="sigmoid", placement="before")
     net = stacked(spec, 2).eval()
     model = net.member(1)
     seen = []
@@ -191,7 +191,7 @@ def test_probes_are_the_inputs_of_the_activation():
 
 @pytest.mark.parametrize("lr", [0.3, torch.tensor([0.1, 0.7])])
 def test_fused_sgd_step_equals_gradient_step(lr):
-    spec = MLPSpec(**SMALL, activation="tanh", norm="before")
+    spec = MLPSpec(**SMALL, activation="tanh", placement="before")
     x = torch.randn(2, 9, 7, dtype=torch.float64)
     y = torch.randint(0, 4, (2, 9))
     net, ref = stacked(spec, 2), stacked(spec, 2)
@@ -207,7 +207,7 @@ def test_fused_sgd_step_equals_gradient_step(lr):
 
 
 def test_members_do_not_interact():
-    spec = MLPSpec(**SMALL, norm="before")
+    spec = MLPSpec(**SMALL, placement="before")
     x = torch.randn(3, 8, 7, dtype=torch.float64)
     y = torch.randint(0, 4, (3, 8))
     loss_a, grads_a = stacked(spec, 3).loss_and_grads(x, y)
@@ -221,7 +221,7 @@ def test_members_do_not_interact():
 
 
 def test_load_weights_resets_state():
-    spec = MLPSpec(**SMALL, norm="after")
+    spec = MLPSpec(**SMALL, placement="after")
     net = stacked(spec, 2)
     net(torch.randn(2, 5, 7, dtype=torch.float64))  # moves the running statistics
     net.load_weights_([net.weight0.detach(), net.weight1.detach(), net.weight2.detach()])
@@ -244,7 +244,7 @@ def test_load_weights_resets_state():
             "Input has 3 batches for 2 members.",
         ),
         (
-            lambda: StackedMLP(MLPSpec(**SMALL, norm="before"), 2)(torch.randn(2, 1, 7)),
+            lambda: StackedMLP(MLPSpec(**SMALL, placement="before"), 2)(torch.randn(2, 1, 7)),
             ValueError,
             "Expected more than 1 value per channel when training",
         ),

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import bnguide.nn as bnn
-from bnguide.ghost_batchnorm import GhostBatchNorm
-from bnguide.lp_norm import LpNorm1d
 from bnguide.norms import BatchRenorm1d
+from bnguide.norms.ghost import GhostBatchNorm
+from bnguide.norms.lp import LpNorm1d
 
 F64 = torch.float64
 PAIRS = {

@@ -1,4 +1,4 @@
-"""Tests of bnguide.noisy_bn: the injected covariate shift of Santurkar et al. 2018, Algorithm 1."""
+"""Tests of bnguide.norms.noisy: the covariate shift of Santurkar et al. 2018, Algorithm 1."""
 
 import dataclasses
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bnguide.noisy_bn import (
+from bnguide.norms.noisy import (
     CovariateShiftNoise,
     NoisyBatchNorm1d,
     NoisyBatchNorm2d,

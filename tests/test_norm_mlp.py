@@ -1,11 +1,12 @@
-"""Tests for bnguide.norm_mlp: the MLP with a normalizer chosen by name."""
+"""Tests for bnguide.models.norm_mlp: the MLP with a normalizer chosen by name."""
 
 import pytest
 import torch
 from torch import nn
 
-from bnguide.norm_mlp import NORMS, NormMLP, check_norm, make_norm
+from bnguide.models.norm_mlp import NORMS, NormMLP
 from bnguide.norms import BatchRenorm1d
+from bnguide.norms.registry import check_kind, make_norm
 
 
 @pytest.mark.parametrize(
@@ -29,7 +30,7 @@ def test_make_norm_returns_the_named_layer(name, cls):
 
 def test_unknown_normalizer_is_rejected_with_the_known_names():
     with pytest.raises(ValueError, match="Unknown normalizer 'batchnorm'. Use one of: 'none', "):
-        check_norm("batchnorm")
+        check_kind("batchnorm", NORMS)
     with pytest.raises(ValueError, match="Unknown normalizer 'LN'"):
         NormMLP(norm="LN")
     assert set(NORMS) == {"none", "batch", "batch-renorm", "layer", "group"}

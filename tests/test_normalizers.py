@@ -378,7 +378,7 @@ def test_batch_renorm_checks_limits_set_after_construction():
     "norm", ["none", "batch", "batch-renorm", "group", "layer", "instance", "rms"]
 )
 def test_small_cnn_takes_every_normalizer(norm, float32):
-    from bnguide.experiments._small_cnn import small_cnn
+    from bnguide.models.small_cnn import small_cnn
 
     assert small_cnn(norm)(torch.randn(3, 1, 14, 14)).shape == (3, 10)
 
@@ -399,7 +399,7 @@ def test_benchmark_runs_at_a_tiny_scale(float32):
 
 def test_benchmark_bad_settings_give_clear_errors():
     from bnguide.experiments import normalizer_benchmark as bench
-    from bnguide.experiments._small_cnn import make_norm
+    from bnguide.norms.registry import make_norm
 
     with pytest.raises(ValueError, match=r"Unknown norms \['batchnorm'\]"):
         bench.Config(norms=("batchnorm",))
@@ -407,5 +407,5 @@ def test_benchmark_bad_settings_give_clear_errors():
         bench.Config(steps=5)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 2"):
         bench.Config(batch_sizes=(1, 8))
-    with pytest.raises(ValueError, match="Unknown normalization 'weight'"):
-        make_norm("weight", 8, 14)
+    with pytest.raises(ValueError, match="Unknown normalizer 'weight'"):
+        make_norm("weight", 8, shape=(8, 14, 14))

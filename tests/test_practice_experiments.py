@@ -16,9 +16,9 @@ from bnguide.experiments import (
     regularization,
     small_batches,
 )
-from bnguide.fit import train
-from bnguide.norm_mlp import NormMLP
+from bnguide.models.norm_mlp import NormMLP
 from bnguide.precise_bn import batch_statistics, recompute_bn_stats
+from bnguide.training.fit import train
 
 MODULES = {
     "eval-statistics": eval_statistics,

@@ -1,10 +1,10 @@
-"""Tests for bnguide.recurrent: the RNN with per-step BN or LayerNorm on its summed inputs."""
+"""Tests for bnguide.models.rnn: the RNN with per-step BN or LayerNorm on its summed inputs."""
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from bnguide.recurrent import RECURRENT_NORMS, NormRNN, rows_as_sequence
+from bnguide.models.rnn import RECURRENT_NORMS, NormRNN, rows_as_sequence
 
 D = torch.float64
 

@@ -12,7 +12,9 @@ from bnguide.saturation import gaussian_saturated_share, layer_statistics
 
 
 def _net(norm, std=0.5, members=2, activation="sigmoid"):
-    spec = MLPSpec(in_features=8, hidden=(7, 6), out_features=3, activation=activation, norm=norm)
+    spec = MLPSpec(
+        in_features=8, hidden=(7, 6), out_features=3, activation=activation, placement=norm
+    )
     drawn = [draw_weights(spec.sizes, std, seed=s) for s in range(members)]
     weights = [torch.stack([d[l] for d in drawn]) for l in range(len(spec.sizes) - 1)]
     return StackedMLP(spec, members).load_weights_(weights).train()

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 
 from bnguide.distributed import launch
-from bnguide.sync_batchnorm import SyncBatchNorm, sync_batch_norm
+from bnguide.norms.sync import SyncBatchNorm, sync_batch_norm
 
 TIMEOUT_S = 60  # per launch: a broken collective fails the test instead of hanging CI
 
@@ -230,7 +230,7 @@ def test_launch_rejects_bad_arguments():
 
 def _count_communication(rank, world):
     """Collectives SyncBatchNorm issues in one training step of the chapter's CNN."""
-    from bnguide.experiments._small_cnn import small_cnn
+    from bnguide.models.small_cnn import small_cnn
 
     calls = []
     gather, reduce = dist.all_gather, dist.all_reduce

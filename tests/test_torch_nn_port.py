@@ -40,8 +40,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights, fuse_linear_bn_weights
 import bnguide.functional as bf
 import bnguide.nn as bnn
 import bnguide.norms as bnorms
+from bnguide.norms.sync import SyncBatchNorm
 from bnguide.parity import DELIBERATE_DIFFERENCES
-from bnguide.sync_batchnorm import SyncBatchNorm
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

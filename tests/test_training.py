@@ -32,10 +32,10 @@ def toy_data(n=50, n_test=40, dtype=torch.float64, seed=0):
 
 def variants():
     return [
-        Variant("plain", MLPSpec(**SIZES, norm="none"), lr=0.3),
-        Variant("bn", MLPSpec(**SIZES, norm="before"), lr=0.3),
-        Variant("bn-fast", MLPSpec(**SIZES, norm="before"), lr=0.9),  # same spec, other lr
-        Variant("after-mom", MLPSpec(**SIZES, norm="after", activation="relu"), 0.1, 0.9),
+        Variant("plain", MLPSpec(**SIZES, placement="none"), lr=0.3),
+        Variant("bn", MLPSpec(**SIZES, placement="before"), lr=0.3),
+        Variant("bn-fast", MLPSpec(**SIZES, placement="before"), lr=0.9),  # same spec, other lr
+        Variant("after-mom", MLPSpec(**SIZES, placement="after", activation="relu"), 0.1, 0.9),
     ]
 
 
@@ -272,7 +272,7 @@ def test_worker_processes_give_the_same_log_as_one_process():
 
 
 def test_deal_out_covers_every_pair_once_and_balances_the_work():
-    from bnguide.parallel_training import deal_out
+    from bnguide.training.workers import deal_out
 
     seeds = (0, 1, 2)
     for chosen, processes in ((variants(), 2), (variants()[:1], 2), (variants(), 3)):

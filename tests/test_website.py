@@ -153,7 +153,7 @@ def _public_objects():
     """(qualified name, object) for every public function and class, where it is defined."""
     for name in api_pages.public_modules():
         module = importlib.import_module(name)
-        for attr in api_pages._object_names(module):
+        for attr in api_pages.object_names(module):
             obj = getattr(module, attr, None)
             defined_here = getattr(obj, "__module__", None) == name
             if (inspect.isfunction(obj) or inspect.isclass(obj)) and defined_here:

@@ -30,9 +30,9 @@ import torch
 import torch.nn.functional as F
 
 from bnguide import deep_linear
-from bnguide.experiments import _santurkar
 from bnguide.ics import gradient_shift
 from bnguide.landscape import functional_loss, probe_gradient_direction
+from bnguide.training import santurkar
 
 __all__ = ["Config", "Result", "format_result", "main", "run"]
 
@@ -76,12 +76,12 @@ def _cases(norm: str) -> dict[str, Callable[[bool], object]]:
     cases = {}
 
     # the santurkar-mlp net on a random batch of 128 "images"
-    mlp = _santurkar.build_mlp(norm, hidden=(64,) * 12)
+    mlp = santurkar.build_mlp(norm, hidden=(64,) * 12)
     x = torch.randn(128, 784, generator=gen)
     y = torch.randint(0, 10, (128,), generator=gen)
     mlp_loss = functional_loss(mlp, F.cross_entropy)
     mlp_params = {k: v.detach() for k, v in mlp.named_parameters()}
-    mlp_groups = _santurkar.layer_groups(mlp)
+    mlp_groups = santurkar.layer_groups(mlp)
     mlp_etas = [0.1 * m for m in (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)]
     mlp_new = {k: v + 1e-3 * torch.randn(v.shape, generator=gen) for k, v in mlp_params.items()}
     cases["MLP landscape (8 step sizes)"] = lambda vec: probe_gradient_direction(

@@ -33,11 +33,9 @@ from torch import nn
 
 from bnguide.experiments import ioffe_mnist
 from bnguide.models import build_mlp, draw_weights, load_weights_
-from bnguide.training import evaluation_steps, load_data
+from bnguide.training.variants import BATCH_SEED_OFFSET, evaluation_steps, load_data
 
 __all__ = ["main", "plain_loop", "time_fast", "time_plain"]
-
-_BATCH_SEED_OFFSET = 2**32  # bnguide.training's rule: seed s shuffles with seed s + 2**32
 
 
 def time_fast(config: ioffe_mnist.Config) -> tuple[float, np.ndarray, list[float]]:
@@ -118,7 +116,7 @@ def plain_loop(
     optimizer = torch.optim.SGD(model.parameters(), lr=variant.lr)
     evals = set(evaluation_steps(config.steps, config.eval_every, dense_every=config.dense_every,
                                  dense_until=config.dense_until).tolist())  # fmt: skip
-    gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
+    gen = torch.Generator().manual_seed(seed + BATCH_SEED_OFFSET)
     n, b = len(data.x_train), config.batch_size
 
     def evaluate():

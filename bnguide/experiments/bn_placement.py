@@ -74,7 +74,7 @@ class Config:
     def variants(self) -> list[Variant]:
         """``"<activation>-<before|after>-lr<lr>"`` for every activation and learning rate."""
         return [
-            Variant(f"{act}-{where}-lr{lr:g}", MLPSpec(activation=act, norm=where), lr)
+            Variant(f"{act}-{where}-lr{lr:g}", MLPSpec(activation=act, placement=where), lr)
             for act in self.activations
             for lr in self.lrs
             for where in ("before", "after")

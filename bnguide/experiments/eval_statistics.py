@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, minibatches, single_thread, train
-from bnguide.norm_mlp import NormMLP
+from bnguide.models.norm_mlp import NormMLP
 from bnguide.precise_bn import bn_layers, recompute_bn_stats
+from bnguide.training.fit import check_batch_size, evaluate, minibatches, single_thread, train
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "EMATracker", "Result", "run"]
 

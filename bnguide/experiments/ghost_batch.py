@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bnguide.data import load
-from bnguide.fit import evaluate, train
-from bnguide.ghost_batchnorm import GhostBatchNorm
+from bnguide.data import load_downsampled
+from bnguide.norms.ghost import GhostBatchNorm
+from bnguide.training.fit import evaluate, train
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "arms", "ghost_mlp", "run"]
 
@@ -147,8 +146,7 @@ def ghost_mlp(
 
 
 def _images(config: Config, split: str, limit: int):
-    x, y = load(config.dataset, split, standardize=True, limit=limit)  # (N, 1, 28, 28)
-    x = F.avg_pool2d(x, 28 // config.image_side)  # (N, 1, side, side)
+    x, y = load_downsampled(config.dataset, split, side=config.image_side, limit=limit)
     return x.flatten(1), y  # (N, side * side)
 
 

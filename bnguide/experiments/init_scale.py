@@ -76,7 +76,9 @@ class Config:
     def variants(self) -> list[Variant]:
         """The plain sigmoid net (``"plain"``) and the same net with BN before every sigmoid."""
         return [
-            Variant(name, MLPSpec(hidden=self.hidden, activation="sigmoid", norm=norm), self.lr)
+            Variant(
+                name, MLPSpec(hidden=self.hidden, activation="sigmoid", placement=norm), self.lr
+            )
             for name, norm in (("plain", "none"), ("bn", "before"))
             if norm in self.norms
         ]

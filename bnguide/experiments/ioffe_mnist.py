@@ -109,8 +109,8 @@ class Config:
     def variants(self) -> list[Variant]:
         """The two nets: ``"baseline"`` (no BN) and ``"bn"`` (BN before every sigmoid)."""
         return [
-            Variant("baseline", MLPSpec(activation="sigmoid", norm="none"), self.lr),
-            Variant("bn", MLPSpec(activation="sigmoid", norm="before"), self.lr),
+            Variant("baseline", MLPSpec(activation="sigmoid", placement="none"), self.lr),
+            Variant("bn", MLPSpec(activation="sigmoid", placement="before"), self.lr),
         ]
 
 

@@ -134,7 +134,7 @@ class Config:
         """The paper's comparison plus the plain net at 10x; names as in :data:`PAPER_TABLE`."""
 
         def spec(activation, norm):
-            return MLPSpec(hidden=self.hidden, activation=activation, norm=norm)
+            return MLPSpec(hidden=self.hidden, activation=activation, placement=norm)
 
         m, slow = self.momentum, self.lr * (1 - self.momentum)
         with_momentum = [

@@ -1,9 +1,9 @@
 """BatchNorm and its alternatives on one benchmark: a small CNN, batch sizes 2 to 128.
 
-For every normalizer (``NORMS`` of ``_small_cnn``: none, BN, Batch Renorm, GN, LN, IN,
-RMSNorm), batch size and seed, the small CNN is trained on a Fashion-MNIST subset for the same
-number of SGD steps with the same learning rate, then tested in eval mode. Wall-clock time
-per training step is recorded too (it depends on the machine and its load). Used in
+For every normalizer (``NORMS`` of :mod:`bnguide.models.small_cnn`: none, BN, Batch Renorm,
+GN, LN, IN, RMSNorm), batch size and seed, the small CNN is trained on a Fashion-MNIST subset
+for the same number of SGD steps with the same learning rate, then tested in eval mode.
+Wall-clock time per training step is recorded too (it depends on the machine and its load). Used in
 :doc:`/book/scale/normalizers`.
 
 Examples
@@ -22,14 +22,14 @@ import numpy as np
 import torch
 
 from bnguide.claims import Quoted
-from bnguide.experiments._small_cnn import (
+from bnguide.models.small_cnn import (
     NORMS,
     SPATIAL,
     load_subset,
     set_renorm_limits,
     small_cnn,
 )
-from bnguide.fit import check_batch_size, evaluate, train
+from bnguide.training.fit import check_batch_size, evaluate, train
 
 __all__ = ["NAME", "DESCRIPTION", "NORMS", "SPATIAL", "Config", "Result", "run"]
 

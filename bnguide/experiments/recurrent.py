@@ -1,7 +1,7 @@
 """Row-by-row MNIST with a tanh RNN: no normalization, per-time-step BN, and LayerNorm.
 
 Each image is read as a sequence of its 28 rows (28 pixels each) by
-:class:`bnguide.recurrent.NormRNN`; the class is predicted from the last hidden state. The
+:class:`bnguide.models.rnn.NormRNN`; the class is predicted from the last hidden state. The
 three normalizers are trained with the same seeds, batches, learning rate and gradient
 clipping, and their cost is recorded: training time per step (wall clock, noisy on a shared
 machine), parameters and buffers.
@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, single_thread, train
-from bnguide.recurrent import RECURRENT_NORMS, NormRNN, rows_as_sequence
+from bnguide.models.rnn import RECURRENT_NORMS, NormRNN, rows_as_sequence
+from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "run"]
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, single_thread, train
-from bnguide.norm_mlp import NormMLP
+from bnguide.models.norm_mlp import NormMLP
+from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
 
 __all__ = [
     "NAME",

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bnguide.experiments import _santurkar
 from bnguide.experiments.santurkar_noisy_bn import FAIL_ACCURACY
+from bnguide.training import santurkar as _santurkar
 
 NAME = "santurkar-learning-rate"
 DESCRIPTION = (

@@ -32,9 +32,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from bnguide.experiments import _santurkar
 from bnguide.ics import gradient_shift
 from bnguide.landscape import band_statistics, functional_loss, probe_gradient_direction
+from bnguide.training import santurkar as _santurkar
 
 NAME = "santurkar-mlp"
 DESCRIPTION = (

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bnguide.experiments import _santurkar
 from bnguide.ics import distribution_shift
+from bnguide.training import santurkar as _santurkar
 
 NAME = "santurkar-noisy-bn"
 DESCRIPTION = (

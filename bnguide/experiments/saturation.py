@@ -59,7 +59,9 @@ class Config:
     def variants(self) -> list[Variant]:
         """``"sigmoid"`` (no BN) and ``"bn-sigmoid"`` (BN before every sigmoid), same rate."""
         return [
-            Variant(name, MLPSpec(hidden=self.hidden, activation="sigmoid", norm=norm), self.lr)
+            Variant(
+                name, MLPSpec(hidden=self.hidden, activation="sigmoid", placement=norm), self.lr
+            )
             for name, norm in (("sigmoid", "none"), ("bn-sigmoid", "before"))
         ]
 

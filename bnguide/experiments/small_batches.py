@@ -26,10 +26,11 @@ import numpy as np
 import torch
 
 from bnguide.data import load
-from bnguide.fit import check_batch_size, evaluate, single_thread, train
-from bnguide.norm_mlp import NormMLP, check_norm
+from bnguide.models.norm_mlp import NORMS, NormMLP
 from bnguide.norms import renorm_limits
+from bnguide.norms.registry import check_kind
 from bnguide.precise_bn import bn_layers
+from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "lr_for", "run"]
 
@@ -56,7 +57,7 @@ class Config:
         for b in self.batch_sizes:
             check_batch_size(b, where="small-batches")
         for norm in self.norms:
-            check_norm(norm)
+            check_kind(norm, NORMS)
         if any(self.examples < 10 * b for b in self.batch_sizes):
             raise ValueError(
                 f"examples ({self.examples}) must allow at least 10 steps at every batch size "

@@ -3,7 +3,7 @@
 ``world_size`` CPU processes (gloo on 127.0.0.1, :func:`bnguide.distributed.launch`) train the
 small CNN on a Fashion-MNIST subset, each on its slice of every global batch, gradients averaged
 with one ``all_reduce`` per step. With plain BN every process normalizes with the statistics of
-its own few examples; with :class:`bnguide.sync_batchnorm.SyncBatchNorm` with those of the
+its own few examples; with :class:`bnguide.norms.sync.SyncBatchNorm` with those of the
 global batch. A single process training on the same global batches is the reference. The same
 runs time each step, and a micro-benchmark times one BN layer's forward and backward alone with
 and without synchronization. Used in :doc:`/book/scale/sync-bn`.
@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 import bnguide.nn as bnn
 from bnguide.distributed import launch
-from bnguide.experiments._small_cnn import load_subset, small_cnn
-from bnguide.fit import evaluate, minibatches
-from bnguide.sync_batchnorm import SyncBatchNorm
+from bnguide.models.small_cnn import load_subset, small_cnn
+from bnguide.norms.sync import SyncBatchNorm
+from bnguide.training.fit import evaluate, minibatches
 
 __all__ = [
     "NAME",

@@ -13,45 +13,15 @@ tensor(True)
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-from bnguide._validation import TorchRuntimeError
 from bnguide.functional import opmath_dtype
 from bnguide.nn import NormBase
+from bnguide.norms._common import as_shape as _as_shape
+from bnguide.norms._common import check_trailing_shape as _check_trailing_shape
 from bnguide.norms._common import mean_and_biased_var
 
 __all__ = ["LayerNorm", "layer_norm", "layer_norm_unchecked"]
-
-
-def _as_shape(normalized_shape) -> tuple[int, ...]:
-    if isinstance(normalized_shape, numbers.Integral):
-        return (int(normalized_shape),)
-    return tuple(int(s) for s in normalized_shape)
-
-
-def _check_trailing_shape(
-    input: torch.Tensor, shape: tuple[int, ...], name: str, *params: torch.Tensor | None
-) -> None:
-    # torch's messages first (RuntimeError, also a ValueError), then how to fix
-    if len(shape) == 0:
-        raise TorchRuntimeError(
-            f"Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
-            f"least one element, but got normalized_shape = () ({name})."
-        )
-    for label, p in zip(("weight", "bias")[: len(params)], params, strict=True):
-        if p is not None and tuple(p.shape) != shape:
-            raise TorchRuntimeError(
-                f"Expected {label} to be of same shape as normalized_shape, but got {label} of "
-                f"shape {list(p.shape)} and normalized_shape = {list(shape)} ({name})."
-            )
-    if input.dim() < len(shape) or tuple(input.shape[input.dim() - len(shape) :]) != shape:
-        raise TorchRuntimeError(
-            f"Given normalized_shape={list(shape)}, expected input with shape "
-            f"[*, {', '.join(map(str, shape))}], but got input of size{list(input.shape)} "
-            f"({name}: normalized_shape must equal the input's last dimensions)."
-        )
 
 
 def layer_norm(

@@ -17,7 +17,8 @@ import torch
 
 from bnguide.functional import opmath_dtype
 from bnguide.nn import NormBase
-from bnguide.norms.layer_norm import _as_shape, _check_trailing_shape
+from bnguide.norms._common import as_shape as _as_shape
+from bnguide.norms._common import check_trailing_shape as _check_trailing_shape
 
 __all__ = ["RMSNorm", "machine_eps", "rms_norm", "rms_norm_unchecked"]
 

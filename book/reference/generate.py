@@ -26,7 +26,14 @@ import sys
 from pathlib import Path, PurePath
 from types import ModuleType
 
-__all__ = ["chapters_using", "expected_pages", "modules_used", "public_modules", "write_pages"]
+__all__ = [
+    "chapters_using",
+    "expected_pages",
+    "modules_used",
+    "object_names",
+    "public_modules",
+    "write_pages",
+]
 
 PAGES_DIR = Path(__file__).resolve().parent
 BOOK_DIR = PAGES_DIR.parent
@@ -73,7 +80,7 @@ def _all_names(module: ModuleType) -> list[str]:
     return list(names)
 
 
-def _object_names(module: ModuleType) -> list[str]:
+def object_names(module: ModuleType) -> list[str]:
     """Names in ``__all__`` that are objects, not submodules."""
     submodules = {i.name for i in pkgutil.iter_modules(getattr(module, "__path__", []))}
     return [
@@ -91,7 +98,7 @@ def _reexports(module: ModuleType) -> list[str]:
     prefix = module.__name__ + "."
     return [
         n
-        for n in _object_names(module)
+        for n in object_names(module)
         if getattr(getattr(module, n), "__module__", "").startswith(prefix)
     ]
 
@@ -115,16 +122,24 @@ def public_modules(package: str = PACKAGE) -> list[str]:
 
 def _shown_by_parent(name: str) -> set[str]:
     """The names of module ``name`` that its package re-exports (and documents)."""
-    importlib.import_module(name)
+    module = importlib.import_module(name)
     parent_name = name.rpartition(".")[0]
     parent = sys.modules.get(parent_name) if parent_name and parent_name != PACKAGE else None
-    return set(_reexports(parent)) if parent is not None else set()
+    if parent is None:
+        return set()
+    # constants (tuples, ints) have no __module__: the very same object counts as re-exported
+    same = {
+        n
+        for n in object_names(parent)
+        if n in vars(module) and getattr(parent, n) is getattr(module, n)
+    }
+    return set(_reexports(parent)) | same
 
 
 def _has_own_page(name: str) -> bool:
     """False for a submodule all of whose names its package re-exports."""
     shown_by_parent = _shown_by_parent(name)
-    own = _object_names(importlib.import_module(name))
+    own = object_names(importlib.import_module(name))
     return not (shown_by_parent and own and set(own) <= shown_by_parent)
 
 
@@ -134,7 +149,7 @@ def _page(name: str) -> str | None:
         return None  # everything here is documented under the package's name
     module = importlib.import_module(name)
     shown_by_parent = _shown_by_parent(name)
-    own = _object_names(module)
+    own = object_names(module)
     options = [":members:", ":undoc-members:", ":show-inheritance:"]
     if _reexports(module):
         options.append(":imported-members:")

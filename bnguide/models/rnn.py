@@ -16,7 +16,7 @@ Used in the chapter *Recurrent nets and LayerNorm*.
 Examples
 --------
 >>> import torch
->>> from bnguide.recurrent import NormRNN, rows_as_sequence
+>>> from bnguide.models.rnn import NormRNN, rows_as_sequence
 >>> x = rows_as_sequence(torch.rand(8, 784))  # (N, 28 steps, 28 pixels)
 >>> NormRNN(norm="layer")(x).shape  # (N, classes)
 torch.Size([8, 10])

@@ -15,7 +15,7 @@ shift*.
 Examples
 --------
 >>> import torch
->>> from bnguide.noisy_bn import NoisyBatchNorm1d
+>>> from bnguide.norms.noisy import NoisyBatchNorm1d
 >>> layer = NoisyBatchNorm1d(4)
 >>> layer(torch.randn(32, 4)).shape  # (N, C): normalized, then shifted and scaled at random
 torch.Size([32, 4])

@@ -4,56 +4,47 @@ Three 3x3 conv stages (14x14, 7x7 and 3x3 positions) each followed by a normaliz
 and ReLU, global average pooling and a linear classifier, on Fashion-MNIST downsampled to
 14x14 so that hundreds of CPU runs fit in a book build. Used by the experiments behind the
 chapters *Synchronized batch norm* and *The other normalizers*.
+
+Examples
+--------
+>>> import torch
+>>> from bnguide.models.small_cnn import small_cnn
+>>> small_cnn("group")(torch.randn(4, 1, 14, 14)).shape  # (N, classes)
+torch.Size([4, 10])
 """
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import nn
 
-import bnguide.nn as bnn
 from bnguide import norms
-from bnguide.data import load
+from bnguide.data import load_downsampled
+from bnguide.norms.registry import KINDS, make_norm
 
-__all__ = ["NORMS", "SPATIAL", "load_subset", "make_norm", "set_renorm_limits", "small_cnn"]
+__all__ = ["NORMS", "SPATIAL", "load_subset", "set_renorm_limits", "small_cnn"]
 
-# name -> label used in figures
+#: The kinds of :data:`bnguide.norms.registry.KINDS` the CNN takes, with their labels.
 NORMS = {
-    "none": "no normalization",
-    "batch": "BatchNorm",
-    "batch-renorm": "Batch Renorm",
-    "group": "GroupNorm",
-    "layer": "LayerNorm",
-    "instance": "InstanceNorm",
-    "rms": "RMSNorm",
+    kind: KINDS[kind]
+    for kind in ("none", "batch", "batch-renorm", "group", "layer", "instance", "rms")
 }
 SPATIAL = (14, 7, 3)  # side of the feature maps each conv stage normalizes
 GROUPS = 4  # GroupNorm groups per layer
 
 
-def make_norm(kind: str, channels: int, side: int) -> nn.Module:
-    """The normalization layer ``kind`` for ``(N, channels, side, side)`` feature maps.
-
-    LayerNorm and RMSNorm normalize each example over ``(C, H, W)`` with per-element affine
-    parameters; the others are per-channel. BatchNorm is :class:`bnguide.nn.BatchNorm2d`, the
-    book's own.
-    """
-    makers = {
-        "none": lambda: nn.Identity(),
-        "batch": lambda: bnn.BatchNorm2d(channels),
-        "batch-renorm": lambda: norms.BatchRenorm2d(channels),
-        "group": lambda: norms.GroupNorm(GROUPS, channels),
-        "layer": lambda: norms.LayerNorm((channels, side, side)),
-        "instance": lambda: norms.InstanceNorm2d(channels, affine=True),
-        "rms": lambda: norms.RMSNorm((channels, side, side)),
-    }
-    if kind not in makers:
-        raise ValueError(f"Unknown normalization {kind!r}; choose one of {', '.join(makers)}.")
-    return makers[kind]()
-
-
 def small_cnn(norm: str = "batch", widths: tuple[int, int, int] = (8, 16, 32)) -> nn.Sequential:
     """Conv-norm-ReLU x3 (max-pooling between stages), global average pooling, linear.
+
+    Parameters
+    ----------
+    norm : str
+        A key of :data:`NORMS`, built by :func:`bnguide.norms.registry.make_norm`.
+    widths : tuple of int
+        Channels of the three stages.
+
+    Returns
+    -------
+    torch.nn.Sequential
 
     Shape
     -----
@@ -67,7 +58,7 @@ def small_cnn(norm: str = "batch", widths: tuple[int, int, int] = (8, 16, 32)) -
         # A norm with a per-channel shift makes the conv bias redundant.
         layers += [
             nn.Conv2d(in_channels, width, 3, padding=1, bias=norm in ("none", "rms")),
-            make_norm(norm, width, side),
+            make_norm(norm, width, shape=(width, side, side), groups=GROUPS),
             nn.ReLU(),
         ]
         in_channels = width
@@ -78,20 +69,35 @@ def small_cnn(norm: str = "batch", widths: tuple[int, int, int] = (8, 16, 32)) -
 def load_subset(train_size: int, test_size: int, dataset: str = "fashion-mnist"):
     """The first ``train_size`` training and ``test_size`` test images, standardized, 14x14.
 
+    Parameters
+    ----------
+    train_size, test_size : int
+        How many images of each split.
+    dataset : str
+        ``"fashion-mnist"`` or ``"mnist"``.
+
     Returns
     -------
     x_train, y_train, x_test, y_test : torch.Tensor
         Images ``(N, 1, 14, 14)`` (2x2 average-pooled) and int64 labels ``(N,)``.
     """
-    x, y = load(dataset, "train", standardize=True, limit=train_size)
-    xt, yt = load(dataset, "test", standardize=True, limit=test_size)
-    return F.avg_pool2d(x, 2), y, F.avg_pool2d(xt, 2), yt  # (N, 1, 14, 14)
+    x, y = load_downsampled(dataset, "train", side=14, limit=train_size)  # (N, 1, 14, 14)
+    xt, yt = load_downsampled(dataset, "test", side=14, limit=test_size)
+    return x, y, xt, yt
 
 
 def set_renorm_limits(model: nn.Module, step: int, steps: int) -> None:
     """Batch Renorm's schedule scaled to ``steps``: plain BN for the first tenth, then
     ``r_max`` reaches 3 at 80% and ``d_max`` reaches 5 at 50% of training
-    (the paper: 5k, 40k and 25k steps)."""
+    (the paper: 5k, 40k and 25k steps).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its :class:`bnguide.norms.BatchRenorm2d` layers get the limits.
+    step, steps : int
+        The current step and the length of training.
+    """
     r_max, d_max = norms.renorm_limits(step, steps // 10, steps * 8 // 10, steps // 2)
     for module in model.modules():
         if isinstance(module, norms.BatchRenorm2d):

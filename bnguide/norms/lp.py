@@ -15,7 +15,7 @@ Used in chapter *Why BN works: a smoother landscape*.
 Examples
 --------
 >>> import torch
->>> from bnguide.lp_norm import LpNorm1d
+>>> from bnguide.norms.lp import LpNorm1d
 >>> layer = LpNorm1d(4, p=1)
 >>> layer(torch.randn(32, 4)).shape  # (N, C)
 torch.Size([32, 4])

@@ -25,7 +25,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 from torch.nn.modules.batchnorm import _BatchNorm as _TorchBatchNorm
 
-from bnguide import nn as bnguide_nn
+from bnguide.norms.registry import PLAIN_BATCH_NORMS
 
 __all__ = ["SyncBatchNorm", "sync_batch_norm"]
 
@@ -328,7 +328,7 @@ class SyncBatchNorm(_TorchBatchNorm):
         ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``.
         """
         out = module
-        if isinstance(module, (nn.modules.batchnorm._BatchNorm, bnguide_nn._BatchNorm)):
+        if isinstance(module, PLAIN_BATCH_NORMS):
             out = cls(
                 module.num_features,
                 module.eps,

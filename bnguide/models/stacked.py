@@ -13,7 +13,7 @@ Examples
 --------
 >>> import torch
 >>> from bnguide.models import MLPSpec, StackedMLP, build_mlp
->>> spec = MLPSpec(activation="sigmoid", norm="before")  # 784-100-100-100-10, BN before sigmoid
+>>> spec = MLPSpec(activation="sigmoid", placement="before")  # 784-100x3-10, BN before sigmoid
 >>> build_mlp(spec)[:3]
 Sequential(
   (0): Linear(in_features=784, out_features=100, bias=False)
@@ -67,7 +67,7 @@ class MLPSpec:
         Number of classes.
     activation : {"sigmoid", "relu", "tanh", "identity"}
         Nonlinearity of every hidden layer.
-    norm : {"none", "before", "after"}
+    placement : {"none", "before", "after"}
         Where ``BatchNorm1d`` sits in every hidden layer: ``"before"`` is the paper's
         ``act(BN(W u))`` (the linear layer then has no bias, BN's ``beta`` replaces it),
         ``"after"`` is ``BN(act(W u + b))``. The output layer is never normalized.
@@ -80,7 +80,7 @@ class MLPSpec:
     hidden: tuple[int, ...] = (100, 100, 100)
     out_features: int = 10
     activation: str = "sigmoid"
-    norm: str = "none"
+    placement: str = "none"
     eps: float = 1e-5
     momentum: float = 0.1
 
@@ -97,9 +97,9 @@ class MLPSpec:
                 + ", ".join(map(repr, ACTIVATIONS))
                 + "."
             )
-        if self.norm not in NORM_PLACEMENTS:
+        if self.placement not in NORM_PLACEMENTS:
             raise ValueError(
-                f"Unknown norm placement {self.norm!r}. Use one of: "
+                f"Unknown norm placement {self.placement!r}. Use one of: "
                 + ", ".join(map(repr, NORM_PLACEMENTS))
                 + " (where BatchNorm1d sits relative to the activation)."
             )
@@ -115,7 +115,7 @@ class MLPSpec:
 
     def has_bias(self, layer: int) -> bool:
         """Whether linear layer ``layer`` (0-based) has a bias: not when BN follows it."""
-        return not (self.norm == "before" and layer < len(self.hidden))
+        return not (self.placement == "before" and layer < len(self.hidden))
 
 
 def build_mlp(
@@ -133,7 +133,7 @@ def build_mlp(
     Returns
     -------
     torch.nn.Sequential
-        Per hidden layer ``Linear, BatchNorm1d, act`` (``norm="before"``), ``Linear, act,
+        Per hidden layer ``Linear, BatchNorm1d, act`` (``placement="before"``), ``Linear, act,
         BatchNorm1d`` (``"after"``) or ``Linear, act`` (``"none"``); then the output ``Linear``.
         PyTorch's default initialization; use :func:`load_weights_` to set the weights.
 
@@ -149,7 +149,7 @@ def build_mlp(
             break
         bn = nn.BatchNorm1d(sizes[i + 1], eps=spec.eps, momentum=spec.momentum)
         act = _ACTIVATION_MODULES[spec.activation]()
-        layers += {"before": [bn, act], "after": [act, bn], "none": [act]}[spec.norm]
+        layers += {"before": [bn, act], "after": [act, bn], "none": [act]}[spec.placement]
     return nn.Sequential(*layers).to(device=device, dtype=dtype)
 
 
@@ -316,7 +316,7 @@ class StackedMLP(nn.Module):
             )
             if spec.has_bias(l):
                 self.register_parameter(f"bias{l}", nn.Parameter(torch.zeros(shape, **kw)))
-            if l < hidden and spec.norm != "none":
+            if l < hidden and spec.placement != "none":
                 self.register_parameter(f"bn_weight{l}", nn.Parameter(torch.ones(shape, **kw)))
                 self.register_parameter(f"bn_bias{l}", nn.Parameter(torch.zeros(shape, **kw)))
                 self.register_buffer(f"running_mean{l}", torch.zeros(shape, **kw))
@@ -440,10 +440,10 @@ class StackedMLP(nn.Module):
         for layer in layers[:-1]:
             cache = {"h": h}
             a = self._linear(h, layer)  # (M, B, n)
-            if spec.norm == "before":
+            if spec.placement == "before":
                 a = self._bn(a, layer, cache)
             h = act(a)
-            if spec.norm == "after":
+            if spec.placement == "after":
                 cache["s"] = h
                 h = self._bn(h, layer, cache)
             cache.update(act_in=a, out=h)
@@ -476,14 +476,14 @@ class StackedMLP(nn.Module):
         for l in range(len(layers) - 1, -1, -1):
             layer, c = layers[l], caches[l]
             if l < len(spec.hidden):  # d: the gradient w.r.t. this hidden layer's output
-                if spec.norm == "after":
+                if spec.placement == "after":
                     d, g_weight, g_bias = self._bn_backward(d, layer, c)
                     grad(layer.bn_weight, g_weight)
                     grad(layer.bn_bias, g_bias)
                     d = act_grad(d, c["s"])
                 else:
                     d = act_grad(d, c["out"])
-                if spec.norm == "before":
+                if spec.placement == "before":
                     d, g_weight, g_bias = self._bn_backward(d, layer, c)
                     grad(layer.bn_weight, g_weight)
                     grad(layer.bn_bias, g_bias)
@@ -597,7 +597,7 @@ class StackedMLP(nn.Module):
                 lin.weight.copy_(self._get("weight", l)[i].T)
                 if lin.bias is not None:
                     lin.bias.copy_(self._get("bias", l)[i, 0])
-                if l < len(self.spec.hidden) and self.spec.norm != "none":
+                if l < len(self.spec.hidden) and self.spec.placement != "none":
                     bn = next(bns)
                     bn.weight.copy_(self._get("bn_weight", l)[i, 0])
                     bn.bias.copy_(self._get("bn_bias", l)[i, 0])

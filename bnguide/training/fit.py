@@ -7,8 +7,8 @@ experiments of the part *BN in practice*.
 Examples
 --------
 >>> import torch
->>> from bnguide.fit import evaluate, train
->>> from bnguide.norm_mlp import NormMLP
+>>> from bnguide.training.fit import evaluate, train
+>>> from bnguide.models.norm_mlp import NormMLP
 >>> x, y = torch.randn(256, 20), torch.randint(0, 2, (256,))
 >>> model = NormMLP(20, (32,), 2, norm="batch")
 >>> losses = train(model, x, y, batch_size=32, steps=50, lr=0.1)
@@ -30,26 +30,49 @@ from torch.nn import functional as F
 
 from bnguide.precise_bn import batch_statistics, bn_layers
 
-__all__ = ["check_batch_size", "evaluate", "minibatches", "single_thread", "train"]
+__all__ = [
+    "check_batch_size",
+    "evaluate",
+    "minibatches",
+    "single_thread",
+    "torch_threads",
+    "train",
+]
 
 
 @contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch on one CPU thread inside the block, restoring the thread count after.
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` CPU threads inside the block, restoring the thread count after.
 
-    The small networks of the book gain nothing from several threads, lose much when the cores
-    are shared; on one thread, results also do not depend on how many cores the machine has.
+    Parameters
+    ----------
+    n : int
+        Threads for torch's CPU operations.
 
     Yields
     ------
     None
     """
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def single_thread() -> contextlib.AbstractContextManager[None]:
+    """Run torch on one CPU thread inside the block, restoring the thread count after.
+
+    The small networks of the book gain nothing from several threads, lose much when the cores
+    are shared; on one thread, results also do not depend on how many cores the machine has.
+
+    Returns
+    -------
+    context manager
+        ``with single_thread(): ...``; the same as ``torch_threads(1)``.
+    """
+    return torch_threads(1)
 
 
 def check_batch_size(batch_size: int, model: nn.Module | None = None, where: str = "train") -> None:
@@ -127,6 +150,7 @@ def train(
     seed: int = 0,
     clip_grad_norm: float | None = None,
     on_step: Callable[[int, nn.Module], None] | None = None,
+    before_update: Callable[..., bool | None] | None = None,
 ) -> torch.Tensor:
     """Train ``model`` with SGD (cross-entropy) for ``steps`` mini-batches; return the losses.
 
@@ -147,11 +171,18 @@ def train(
     on_step : callable, optional
         Called as ``on_step(step, model)`` after each update, ``step`` counting from 1. It may
         switch the model to eval mode; training mode is restored after it.
+    before_update : callable, optional
+        Called as ``before_update(step, model, loss, idx, logits)`` after the backward pass of
+        each step and before its update (``step`` counting from 0, ``idx`` the batch's indices
+        ``(B,)``, ``logits`` the model's output on that batch ``(B, classes)``): a probe of the
+        parameters and gradients the update is about to use. Returning True stops training
+        there, without that update (a diverged run).
 
     Returns
     -------
     torch.Tensor
-        ``(steps,)`` training loss of each mini-batch (before its update).
+        ``(steps,)`` training loss of each mini-batch (before its update); shorter when
+        ``before_update`` stopped training.
     """
     check_batch_size(batch_size, model)
     if steps < 1:
@@ -163,11 +194,14 @@ def train(
     model.train()
     for step in range(steps):
         idx = next(batches)
-        loss = F.cross_entropy(model(x[idx]), y[idx])
+        logits = model(x[idx])  # (B, classes)
+        loss = F.cross_entropy(logits, y[idx])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+        if before_update is not None and before_update(step, model, loss, idx, logits):
+            return losses[:step]
         optimizer.step()
         losses[step] = loss.detach()
         if on_step is not None:

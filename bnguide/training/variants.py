@@ -7,8 +7,8 @@ architecture at three learning rates, over three seeds) form one
 and the backward pass is written out by hand. All variants of one seed start from the same
 weights and see the same batches, so they differ only in what the variant changes.
 
-On a CPU, long runs go to worker processes (:mod:`bnguide.parallel_training`). For one ordinary
-``nn.Module`` at a time, :mod:`bnguide.fit` is the simpler loop. Used in
+On a CPU, long runs go to worker processes (:mod:`bnguide.training.workers`). For one ordinary
+``nn.Module`` at a time, :mod:`bnguide.training.fit` is the simpler loop. Used in
 :doc:`/book/practice/ioffe-mnist`, :doc:`/book/practice/learning-rate-and-sigmoid` and
 :doc:`/book/practice/bn-placement`.
 
@@ -17,8 +17,8 @@ Examples
 >>> from bnguide.models import MLPSpec
 >>> from bnguide.training import Variant, load_data, train_variants
 >>> data = load_data("mnist")  # doctest: +SKIP
->>> variants = [Variant("plain", MLPSpec(norm="none"), lr=0.1),
-...             Variant("bn", MLPSpec(norm="before"), lr=0.1)]
+>>> variants = [Variant("plain", MLPSpec(placement="none"), lr=0.1),
+...             Variant("bn", MLPSpec(placement="before"), lr=0.1)]
 >>> log = train_variants(variants, data, seeds=(0, 1), steps=1000)  # doctest: +SKIP
 >>> log.test_accuracy.shape  # (variants, seeds, evaluations)  # doctest: +SKIP
 (2, 2, 51)
@@ -26,11 +26,10 @@ Examples
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -38,8 +37,11 @@ from tqdm import tqdm
 
 from bnguide.data import load
 from bnguide.models import MLPSpec, StackedMLP, draw_weights
+from bnguide.training.fit import torch_threads
+from bnguide.training.workers import train_in_processes
 
 __all__ = [
+    "BATCH_SEED_OFFSET",
     "Data",
     "TrainLog",
     "Trainer",
@@ -49,7 +51,8 @@ __all__ = [
     "train_variants",
 ]
 
-_BATCH_SEED_OFFSET = 2**32  # batch order of seed s comes from generator seed s + 2**32
+#: The batch order of seed ``s`` comes from a generator seeded with ``s + BATCH_SEED_OFFSET``.
+BATCH_SEED_OFFSET = 2**32
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,62 @@ class TrainLog:
     settings: dict = field(default_factory=dict)
     probe_units: np.ndarray | None = None
 
+    @classmethod
+    def merge(
+        cls, per_worker: Sequence, variants: Sequence[Variant], seeds: Sequence[int], seconds: float
+    ) -> TrainLog:
+        """One log over all variants and seeds from the per-job logs of worker processes.
+
+        Parameters
+        ----------
+        per_worker : sequence
+            For each worker, its ``(variant_ids, seeds, log)`` jobs
+            (:func:`bnguide.training.workers.train_in_processes`).
+        variants, seeds
+            All of them, in the order of the merged log.
+        seconds : float
+            Wall-clock time of the whole parallel run.
+
+        Returns
+        -------
+        TrainLog
+            Every ``(V, S, ...)`` array field put together (NaN, or -1 for integers, where no
+            job filled it); the other fields from the first job.
+        """
+        pieces = [piece for jobs in per_worker for piece in jobs]
+        first = pieces[0][2]
+        seeds = [int(s) for s in seeds]
+        per_pair = [
+            f.name
+            for f in fields(cls)
+            if isinstance(getattr(first, f.name), np.ndarray) and getattr(first, f.name).ndim >= 2
+        ]
+        out = {}
+        for name in per_pair:
+            value = getattr(first, name)
+            integer = np.issubdtype(value.dtype, np.integer)
+            shape = (len(variants), len(seeds), *value.shape[2:])
+            out[name] = np.full(shape, -1, dtype=np.int64) if integer else np.full(shape, np.nan)
+        for variant_ids, job_seeds, log in pieces:
+            for a, v in enumerate(variant_ids):
+                for b, s in enumerate(job_seeds):
+                    i = seeds.index(s)
+                    for name in per_pair:
+                        out[name][v, i] = getattr(log, name)[a, b]
+        rest = {f.name: getattr(first, f.name) for f in fields(cls) if f.name not in per_pair}
+        rest.update(
+            names=tuple(v.name for v in variants),
+            seeds=tuple(seeds),
+            seconds=seconds,
+            settings=dict(
+                first.settings,
+                processes=len(per_worker),
+                # each worker's training and evaluation time, in the order they finished
+                worker_seconds=[sum(log.seconds for *_, log in jobs) for jobs in per_worker],
+            ),
+        )
+        return cls(**rest, **out)
+
     def index(self, name: str) -> int:
         """Position of variant ``name`` along the first axis."""
         if name not in self.names:
@@ -224,17 +283,6 @@ class TrainLog:
         hit = self.accuracy(name) >= target  # (S, E)
         first = self.steps[hit.argmax(1)].astype(float)
         return np.where(hit.any(1), first, np.nan)
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int):
-    """Run the body with ``n`` torch CPU threads, then restore the previous number."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Block:
@@ -358,7 +406,7 @@ class Trainer:
             k = len(block.variant_ids)
             block.net.load_weights_([w.repeat(k, 1, 1).to(device) for w in per_layer])
             block.net.train()
-        self._gens = [torch.Generator().manual_seed(s + _BATCH_SEED_OFFSET) for s in seeds]
+        self._gens = [torch.Generator().manual_seed(s + BATCH_SEED_OFFSET) for s in seeds]
         self._per_epoch = n // self.batch_size
         self._order = None
         self.step_count = 0
@@ -400,7 +448,7 @@ class Trainer:
                     self.workers, initializer=torch.set_num_threads, initargs=(1,)
                 )
             # one thread here too: an idle OpenMP team would spin against the workers
-            with _torch_threads(1):
+            with torch_threads(1):
                 xb, yb = self._next_batch()
                 futures = [self._pool.submit(block.step, xb, yb) for block in self.blocks]
                 for future in futures:
@@ -517,7 +565,7 @@ def train_variants(
     dtype: torch.dtype | None = None,
     workers: int | None = None,
     processes: int | None = None,
-    _report=None,
+    report: Callable[[int], None] | None = None,
 ) -> TrainLog:
     """Train every variant for every seed and evaluate along the way.
 
@@ -536,10 +584,13 @@ def train_variants(
         Show a progress bar.
     processes : int, optional
         Train in this many worker processes (CPU only), each with one torch thread and a share
-        of the (variant, seed) pairs; see :mod:`bnguide.parallel_training`. The result is the
+        of the (variant, seed) pairs; see :mod:`bnguide.training.workers`. The result is the
         same up to float rounding. By default, on a CPU, as many as there are torch threads
         when the run is long enough to repay starting them (at least 20,000 steps over all
         pairs), else 1.
+    report : callable, optional
+        Called as ``report(n)`` each time ``n`` more steps are done (how worker processes
+        count their progress).
 
     Returns
     -------
@@ -576,13 +627,12 @@ def train_variants(
     processes = _choose_processes(processes, data, len(variants) * len(trainer.seeds), steps)
     if processes > 1:
         trainer.close()
-        from bnguide.parallel_training import train_in_processes
-
-        return train_in_processes(
-            variants, data, seeds=trainer.seeds, processes=processes, progress=progress,
-            steps=int(steps), batch_size=batch_size, init_std=init_std, eval_steps=eval_steps,
-            dtype=dtype, workers=1, **probe,
+        per_worker, seconds = train_in_processes(
+            train_variants, variants, data, seeds=trainer.seeds, processes=processes,
+            progress=progress, steps=int(steps), batch_size=batch_size, init_std=init_std,
+            eval_steps=eval_steps, dtype=dtype, workers=1, **probe,
         )  # fmt: skip
+        return TrainLog.merge(per_worker, variants, trainer.seeds, seconds)
     records = []
     start = time.perf_counter()
     bar = tqdm(total=int(steps), disable=not progress, unit="step", mininterval=0.5)
@@ -592,13 +642,13 @@ def train_variants(
                 trainer.step()
                 if trainer.step_count % 100 == 0:
                     bar.update(100)
-                    if _report is not None:
-                        _report(100)
+                    if report is not None:
+                        report(100)
             records.append(trainer.evaluate(**probe))
         while trainer.step_count < steps:
             trainer.step()
-        if _report is not None:
-            _report(int(steps) - 100 * (int(steps) // 100))
+        if report is not None:
+            report(int(steps) - 100 * (int(steps) // 100))
         bar.update(int(steps) - bar.n)
     finally:
         bar.close()

@@ -5,6 +5,13 @@ with the paper's other choices kept: Glorot initialisation, plain SGD, batch 128
 learning rate with and without normalization. The loop calls ``probes`` at chosen steps with the
 step's parameters, gradients and batch, *before* the update, so measurements never change the
 training run. Used by the ``santurkar-*`` experiments (chapters *Why BN works: ...*).
+
+Examples
+--------
+>>> from bnguide.training.santurkar import build_mlp, layer_groups
+>>> net = build_mlp("bn", hidden=(8, 8))
+>>> [weight for weight, _ in layer_groups(net)]
+['0.weight', '3.weight', '6.weight']
 """
 
 from __future__ import annotations
@@ -14,13 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bnguide import data
 from bnguide.landscape import stateless_copy
-from bnguide.lp_norm import LpNorm1d
-from bnguide.noisy_bn import CovariateShiftNoise
+from bnguide.norms.lp import LpNorm1d
+from bnguide.norms.noisy import CovariateShiftNoise
+from bnguide.norms.registry import LP_EXPONENTS
+from bnguide.training import fit
 
 __all__ = [
     "NORMS",
@@ -34,13 +42,12 @@ __all__ = [
 ]
 
 NORMS = ("none", "bn", "l1", "l2", "linf")
-_P = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
 
 
 def _norm_layer(norm: str, width: int, affine: bool) -> nn.Module:
     if norm == "bn":
         return nn.BatchNorm1d(width, affine=affine)
-    return LpNorm1d(width, p=_P[norm], affine=affine)
+    return LpNorm1d(width, p=LP_EXPONENTS[norm], affine=affine)
 
 
 def build_mlp(
@@ -60,7 +67,7 @@ def build_mlp(
     norm : {"none", "bn", "l1", "l2", "linf"}
         The normalization after every hidden linear layer (its bias is dropped: beta replaces it).
     noise : bool
-        Add :class:`bnguide.noisy_bn.CovariateShiftNoise` after the normalization (noisy BN), or
+        Add :class:`bnguide.norms.noisy.CovariateShiftNoise` after the normalization (noisy BN), or
         after the linear layer when ``norm="none"``.
     hidden : sequence of int
         Hidden widths.
@@ -99,7 +106,18 @@ def build_mlp(
 
 
 def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
-    """Per linear layer: its weight's name and the names of its and its norm's parameters."""
+    """Per linear layer: its weight's name and the names of its and its norm's parameters.
+
+    Parameters
+    ----------
+    net : torch.nn.Sequential
+        A net of :func:`build_mlp`.
+
+    Returns
+    -------
+    list of (str, list of str)
+        ``(weight name, [the weight, its bias, the gamma and beta of the norm after it])``.
+    """
     groups: list[tuple[str, list[str]]] = []
     for name, _ in net.named_parameters():
         index, kind = name.split(".", 1)
@@ -111,13 +129,41 @@ def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
 
 
 def load_data(dataset: str, n_train: int | None, n_eval: int) -> tuple[Tensor, ...]:
-    """Flattened, standardized training images and labels, and a fixed evaluation subset."""
+    """Flattened, standardized training images and labels, and a fixed evaluation subset.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    n_train : int or None
+        The first ``n_train`` training images (None: all).
+    n_eval : int
+        Size of the evaluation subset (the first images of the training set).
+
+    Returns
+    -------
+    x, y, x_eval, y_eval : torch.Tensor
+        ``(N, 784)``, ``(N,)``, ``(n_eval, 784)``, ``(n_eval,)``.
+    """
     x, y = data.load(dataset, "train", flatten=True, standardize=True, limit=n_train)
     return x, y, x[:n_eval], y[:n_eval]
 
 
 def load_test(dataset: str, n_test: int) -> tuple[Tensor, Tensor]:
-    """The first ``n_test`` test images, standardized with the training set's statistics."""
+    """The first ``n_test`` test images, standardized with the training set's statistics.
+
+    Parameters
+    ----------
+    dataset : str
+        ``"mnist"`` or ``"fashion-mnist"``.
+    n_test : int
+        How many test images.
+
+    Returns
+    -------
+    x, y : torch.Tensor
+        ``(n_test, 784)`` and ``(n_test,)``.
+    """
     return data.load(dataset, "test", flatten=True, standardize=True, limit=n_test)
 
 
@@ -181,44 +227,67 @@ def train(
     ``probe(step, net, params, grads, xb, yb)`` is called before the update of ``step`` with
     detached copies of the parameters and their gradients on the step's batch. Training stops
     early (``diverged_at`` set) if the loss becomes non-finite.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        The classifier, trained in place.
+    x, y : torch.Tensor
+        Training inputs ``(N, 784)`` and labels ``(N,)``; each epoch is a fresh permutation.
+    steps, lr, batch_size : int, float, int
+        SGD steps, step size and examples per step.
+    seed : int
+        Seeds the batch order only.
+    eval_every : int
+        Steps between evaluations.
+    eval_data, test_data : (Tensor, Tensor), optional
+        Evaluated in eval mode every ``eval_every`` steps.
+    probe_steps : sequence of int
+        The steps at which ``probe`` is called.
+    probe : callable, optional
+        As above.
+
+    Returns
+    -------
+    TrainLog
     """
-    gen = torch.Generator().manual_seed(seed)
     log = TrainLog()
     probe_at = set(probe_steps)
-    order, pos, running, hits = torch.randperm(len(x), generator=gen), 0, [], []
-    net.train()
-    for step in range(steps + 1):
+    running: list[float] = []
+    hits: list[float] = []  # accuracy of each mini-batch, in training mode (noise on)
+
+    def evaluate_at(step: int, model: nn.Module) -> None:  # before the update of ``step``
         if step % eval_every == 0 and eval_data is not None:
             log.steps.append(step)
-            log.train_accuracy.append(_accuracy(net, *eval_data))
+            log.train_accuracy.append(_accuracy(model, *eval_data))
             log.train_loss.append(float(np.mean(running)) if running else float("nan"))
             log.batch_accuracy.append(float(np.mean(hits)) if hits else float("nan"))
             if test_data is not None:
-                log.test_accuracy.append(_accuracy(net, *test_data))
-            running, hits = [], []
-        if step == steps:
-            break
-        if pos + batch_size > len(x):
-            order, pos = torch.randperm(len(x), generator=gen), 0
-        idx = order[pos : pos + batch_size]
-        pos += batch_size
-        xb, yb = x[idx], y[idx]  # (B, 784), (B,)
-        net.zero_grad(set_to_none=True)
-        logits = net(xb)  # (B, classes)
-        loss = F.cross_entropy(logits, yb)
+                log.test_accuracy.append(_accuracy(model, *test_data))
+            running.clear()
+            hits.clear()
+
+    def before_update(
+        step: int, model: nn.Module, loss: Tensor, idx: Tensor, logits: Tensor
+    ) -> bool:
         if not torch.isfinite(loss):
             log.diverged_at = step
-            break
-        loss.backward()
+            return True  # stop: no update from a non-finite loss
         running.append(float(loss.detach()))
-        hits.append(float((logits.detach().argmax(1) == yb).float().mean()))
+        hits.append(float((logits.detach().argmax(1) == y[idx]).float().mean()))
         if probe is not None and step in probe_at:
-            params = {k: v.detach().clone() for k, v in net.named_parameters()}
-            grads = {k: v.grad.detach().clone() for k, v in net.named_parameters()}
-            probe(step, net, params, grads, xb, yb)
-        with torch.no_grad():
-            for p in net.parameters():
-                p.add_(p.grad, alpha=-lr)
+            params = {k: v.detach().clone() for k, v in model.named_parameters()}
+            grads = {k: v.grad.detach().clone() for k, v in model.named_parameters()}
+            probe(step, model, params, grads, x[idx], y[idx])  # (B, 784), (B,)
+        return False
+
+    net.train()
+    evaluate_at(0, net)
+    if steps > 0:  # plain SGD: the one loop of bnguide.training.fit without momentum
+        fit.train(
+            net, x, y, batch_size=batch_size, steps=steps, lr=lr, momentum=0.0, seed=seed,
+            on_step=evaluate_at, before_update=before_update,
+        )  # fmt: skip
     return log
 
 
@@ -229,6 +298,15 @@ def layer_inputs(net: nn.Sequential, x: Tensor, layer: int) -> Tensor:
     That is the output of the linear layer after its normalization and noise, as the next layer
     sees it during training (batch statistics of ``x``). Runs on a :func:`stateless_copy` under a
     forked RNG, so running statistics and the training run's random stream are left untouched.
+
+    Parameters
+    ----------
+    net : torch.nn.Sequential
+        A net of :func:`build_mlp`.
+    x : torch.Tensor
+        A batch ``(N, 784)``.
+    layer : int
+        Hidden layer, from 0.
 
     Returns
     -------

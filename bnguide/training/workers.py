@@ -15,7 +15,7 @@ variant in each worker). Used by :func:`bnguide.training.train_variants` on CPUs
 Examples
 --------
 >>> from bnguide.experiments import ioffe_mnist
->>> from bnguide.parallel_training import deal_out
+>>> from bnguide.training.workers import deal_out
 >>> config = ioffe_mnist.Config()
 >>> deal_out(config.variants(), config.seeds, processes=2)  # (variant indices, seeds) per worker
 [[((1,), (0, 1, 2))], [((0,), (0, 1, 2))]]
@@ -31,14 +31,13 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.multiprocessing as mp
 from tqdm import tqdm
 
-__all__ = ["deal_out", "exit_with_parent", "train_in_processes"]
+__all__ = ["deal_out", "exit_with_parent", "spawn_context", "train_in_processes"]
 
 _POLL_SECONDS = 0.5
 
@@ -47,7 +46,7 @@ def _cost(variant) -> float:
     """Rough cost of one (variant, seed) pair: weights per step, BN layers a third dearer."""
     sizes = variant.spec.sizes
     weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
-    return weights * (1.3 if variant.spec.norm != "none" else 1.0)
+    return weights * (1.3 if variant.spec.placement != "none" else 1.0)
 
 
 def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[list[tuple]]:
@@ -95,6 +94,21 @@ def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[l
     return plans
 
 
+def spawn_context() -> multiprocessing.context.SpawnContext:
+    """How bnguide starts every child process: spawn, on every platform.
+
+    Fork is unsafe once torch has started its thread pools; spawn starts a fresh interpreter that
+    imports bnguide afresh, the same on Linux, macOS and Windows. Used by the worker processes
+    here and by :func:`bnguide.cache.cached_runs` (:func:`bnguide.distributed.launch` keeps
+    forkserver, whose preloaded server starts ranks within its deadlines).
+
+    Returns
+    -------
+    multiprocessing.context.SpawnContext
+    """
+    return multiprocessing.get_context("spawn")
+
+
 def exit_with_parent() -> None:
     """In a child process: exit at once when the parent process ends, however it ends.
 
@@ -114,11 +128,9 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def _worker(jobs, variants, data, kwargs, counter, results):
+def _worker(train, jobs, variants, data, kwargs, counter, results):
     """Child process: train each job with one torch thread, send back the logs or the error."""
     exit_with_parent()
-    from bnguide.training import train_variants  # the child imports bnguide afresh
-
     torch.set_num_threads(1)
     try:
         logs = []
@@ -128,12 +140,12 @@ def _worker(jobs, variants, data, kwargs, counter, results):
                 with counter.get_lock():
                     counter.value += n
 
-            log = train_variants(
+            log = train(
                 [variants[i] for i in variant_ids],
                 data,
                 seeds=seeds,
                 processes=1,
-                _report=report,
+                report=report,
                 **kwargs,
             )
             logs.append((variant_ids, seeds, log))
@@ -143,12 +155,23 @@ def _worker(jobs, variants, data, kwargs, counter, results):
 
 
 def train_in_processes(
-    variants: Sequence, data, *, seeds: Sequence[int], processes: int, progress: bool, **kwargs
-):
-    """What :func:`bnguide.training.train_variants` returns, computed by worker processes.
+    train: Callable,
+    variants: Sequence,
+    data,
+    *,
+    seeds: Sequence[int],
+    processes: int,
+    progress: bool,
+    **kwargs,
+) -> tuple[list, float]:
+    """Run ``train`` on shares of the (variant, seed) pairs in worker processes.
 
     Parameters
     ----------
+    train : callable
+        A module-level function (the children import it afresh), called in each worker as
+        ``train(variants, data, seeds=..., processes=1, report=report, **kwargs)``, where
+        ``report(n)`` counts ``n`` more steps done; :func:`bnguide.training.train_variants`.
     variants, data, seeds
         As for :func:`~bnguide.training.train_variants`.
     processes : int
@@ -156,30 +179,32 @@ def train_in_processes(
     progress : bool
         Show a progress bar over all steps of all workers.
     **kwargs
-        The remaining arguments of :func:`~bnguide.training.train_variants`.
+        The remaining arguments of ``train``; ``steps`` must be among them.
 
     Returns
     -------
-    bnguide.training.TrainLog
-        ``seconds`` is the wall-clock time of the whole parallel run.
+    per_worker : list
+        For each worker, in the order they finished, its ``(variant_ids, seeds, log)`` jobs.
+    seconds : float
+        The wall-clock time of the whole parallel run.
 
     Raises
     ------
     RuntimeError
         When a worker fails (with its traceback) or dies without reporting.
     """
-    from bnguide.training import TrainLog
-
     seeds = [int(s) for s in seeds]
     plans = deal_out(variants, seeds, processes)
-    ctx = mp.get_context("spawn")  # fork is unsafe once torch has started its thread pools
+    ctx = spawn_context()
     results = ctx.Queue()
     counters = [ctx.Value("q", 0) for _ in plans]
     total = int(kwargs["steps"]) * sum(len(plan) for plan in plans)  # every job runs all steps
     start = time.perf_counter()
     workers = [
         ctx.Process(
-            target=_worker, args=(plan, list(variants), data, kwargs, counter, results), daemon=True
+            target=_worker,
+            args=(train, plan, list(variants), data, kwargs, counter, results),
+            daemon=True,
         )
         for plan, counter in zip(plans, counters, strict=True)
     ]
@@ -211,37 +236,4 @@ def train_in_processes(
             if w.is_alive():
                 w.terminate()
             w.join()
-    seconds = time.perf_counter() - start
-    return _merge(collected, variants, seeds, seconds, TrainLog)
-
-
-def _merge(per_worker, variants, seeds, seconds, TrainLog):
-    """Put the per-job logs of every worker back into one log over all variants and seeds."""
-    pieces = [piece for jobs in per_worker for piece in jobs]
-    first = pieces[0][2]
-    fields = ("test_accuracy", "train_loss", "probe_unit", "probe_all", "probe_units")
-    shapes = {f: getattr(first, f).shape[2:] for f in fields}
-    out = {f: np.full((len(variants), len(seeds), *shapes[f]), np.nan) for f in fields}
-    diverged = np.full((len(variants), len(seeds)), -1, dtype=np.int64)
-    for variant_ids, job_seeds, log in pieces:
-        for a, v in enumerate(variant_ids):
-            for b, s in enumerate(job_seeds):
-                i = seeds.index(s)
-                for f in fields:
-                    out[f][v, i] = getattr(log, f)[a, b]
-                diverged[v, i] = log.diverged_at[a, b]
-    return TrainLog(
-        names=tuple(v.name for v in variants),
-        seeds=tuple(seeds),
-        steps=first.steps,
-        quantiles=first.quantiles,
-        diverged_at=diverged,
-        seconds=seconds,
-        settings=dict(
-            first.settings,
-            processes=len(per_worker),
-            # each worker's training and evaluation time, in the order they finished
-            worker_seconds=[sum(log.seconds for *_, log in jobs) for jobs in per_worker],
-        ),
-        **out,
-    )
+    return collected, time.perf_counter() - start
