@@ -40,7 +40,7 @@ def one_torch_thread():
     """Run a module's tests on one torch thread (restored after the module): thousands of tiny
     tensors gain nothing from threads, and on shared cores the threads' spin-waits tripled the
     parity suites' time (116 s against 40 s wall, 2 cores at load 15)."""
-    from bnguide.fit import single_thread
+    from bnguide.training.fit import single_thread
 
     with single_thread():
         yield
