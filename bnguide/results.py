@@ -239,7 +239,7 @@ def save(
         The experiment's name, recorded so that a reader can check what it holds.
     cache_key : str, optional
         The experiment's :func:`bnguide.cache.cache_key` for this config and code, recorded
-        when given (``meta["cache_key"]`` of :func:`read_meta`).
+        when given, in the file's JSON metadata (``"cache_key"``).
 
     Raises
     ------

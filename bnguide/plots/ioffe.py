@@ -56,7 +56,7 @@ def plot_accuracy(
 
     Parameters
     ----------
-    log : TrainLog
+    log : bnguide.training.TrainLog
         A :func:`bnguide.training.train_variants` record.
     names : sequence of str, optional
         Variants to draw (default: all).
@@ -148,7 +148,7 @@ def plot_percentiles(
 
     Parameters
     ----------
-    log : TrainLog
+    log : bnguide.training.TrainLog
     name : str
         The variant.
     ax : matplotlib Axes, optional

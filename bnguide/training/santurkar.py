@@ -296,8 +296,9 @@ def layer_inputs(net: nn.Sequential, x: Tensor, layer: int) -> Tensor:
     """What the activation of hidden layer ``layer`` receives, in training mode, on batch ``x``.
 
     That is the output of the linear layer after its normalization and noise, as the next layer
-    sees it during training (batch statistics of ``x``). Runs on a :func:`stateless_copy` under a
-    forked RNG, so running statistics and the training run's random stream are left untouched.
+    sees it during training (batch statistics of ``x``). Runs on a
+    :func:`~bnguide.landscape.stateless_copy` under a forked RNG, so running statistics and the
+    training run's random stream are left untouched.
 
     Parameters
     ----------

@@ -127,13 +127,13 @@ def _shown_by_parent(name: str) -> set[str]:
     parent = sys.modules.get(parent_name) if parent_name and parent_name != PACKAGE else None
     if parent is None:
         return set()
-    # constants (tuples, ints) have no __module__: the very same object counts as re-exported
-    same = {
+    # the very same object counts as re-exported (constants have no __module__), and only it:
+    # bnguide.training re-exports variants.TrainLog, not santurkar.TrainLog of the same name
+    return {
         n
         for n in object_names(parent)
         if n in vars(module) and getattr(parent, n) is getattr(module, n)
     }
-    return set(_reexports(parent)) | same
 
 
 def _has_own_page(name: str) -> bool:
