@@ -4,7 +4,7 @@ Static, so it sees what a reader sees (imports inside functions included), whate
 happens to import first. :mod:`bnguide.cache` keys each experiment on the modules it depends
 on (:func:`dependencies`); ``tests/test_architecture.py`` checks that the graph has no cycles
 (:func:`cycles`) and that no module uses another's private names (:func:`private_uses`).
-Used in no chapter: it keeps the package in shape.
+Used in :doc:`/book/scorecard`, whose results come from that cache.
 
 Examples
 --------

@@ -2,8 +2,8 @@
 
 Three 3x3 conv stages (14x14, 7x7 and 3x3 positions) each followed by a normalization layer
 and ReLU, global average pooling and a linear classifier, on Fashion-MNIST downsampled to
-14x14 so that hundreds of CPU runs fit in a book build. Used by the experiments behind the
-chapters *Synchronized batch norm* and *The other normalizers*.
+14x14 so that hundreds of CPU runs fit in a book build. Used by the experiments behind
+:doc:`/book/scale/sync-bn` and :doc:`/book/scale/normalizers`.
 
 Examples
 --------

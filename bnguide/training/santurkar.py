@@ -4,7 +4,8 @@ The paper trains a VGG network on CIFAR-10; here a ReLU MLP on (Fashion-)MNIST s
 with the paper's other choices kept: Glorot initialisation, plain SGD, batch 128, the same
 learning rate with and without normalization. The loop calls ``probes`` at chosen steps with the
 step's parameters, gradients and batch, *before* the update, so measurements never change the
-training run. Used by the ``santurkar-*`` experiments (chapters *Why BN works: ...*).
+training run. Used by the ``santurkar-*`` experiments of :doc:`/book/why/ics` and
+:doc:`/book/why/smoothness`.
 
 Examples
 --------
