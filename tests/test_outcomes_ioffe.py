@@ -66,9 +66,12 @@ def lr_run():
     return {row["name"]: row for row in learning_rate.summary(learning_rate.run(config))}
 
 
-def test_bn_tolerates_a_rate_that_breaks_the_plain_net(lr_run):
-    """Sec. 4.2: BN trains at 30x; the plain net fails at 10x (our scale's breaking point)."""
-    assert lr_run["baseline-x10"]["failed"] == len(SEEDS)
+def test_bn_trains_at_30_times_the_base_rate(lr_run):
+    """Sec. 4.2: BN trains at 30x the base rate, with plain SGD and with momentum.
+
+    Where the plain net breaks (10x on every seed) is checked at the book's scale only
+    (practice/learning-rate-and-sigmoid, 3 seeds, three kernel sets): after the 400 steps of
+    this run one seed of two had not collapsed yet under the default kernels."""
     assert (lr_run["bn-x30"]["best"] > 0.8).all() and (lr_run["bn-x30-m"]["best"] > 0.8).all()
 
 
