@@ -359,10 +359,7 @@ def all_claims() -> list[Claim]:
     list of Claim
         In registration order (experiment modules alphabetically, each in its list's order).
     """
-    import bnguide.experiments as pkg
-
-    for info in pkgutil.iter_modules(pkg.__path__):
-        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
+    for module in _experiment_modules():
         register(*getattr(module, "CLAIMS", ()))
     return list(_REGISTRY.values())
 
@@ -374,13 +371,7 @@ def all_quoted() -> list[Quoted]:
     -------
     list of Quoted
     """
-    import bnguide.experiments as pkg
-
-    quoted: list[Quoted] = []
-    for info in pkgutil.iter_modules(pkg.__path__):
-        module = importlib.import_module(f"{pkg.__name__}.{info.name}")
-        quoted.extend(getattr(module, "QUOTED", ()))
-    return quoted
+    return [q for module in _experiment_modules() for q in getattr(module, "QUOTED", ())]
 
 
 def get(claim_id: str) -> Claim:
@@ -525,6 +516,14 @@ def quoted_table(quoted: Sequence[Quoted], page: str = "book/scorecard") -> Tabl
     ]
     header = ["what the paper reports", "paper", "paper's value", "why not measured", "chapter"]
     return Table(header, rows, align="lllll")
+
+
+def _experiment_modules():
+    # imported here: the experiment modules import this one for Claim and the criteria
+    import bnguide.experiments as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        yield importlib.import_module(f"{pkg.__name__}.{info.name}")
 
 
 def _values(values: Sequence[float]) -> np.ndarray:
