@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -39,8 +40,7 @@ import os
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -51,6 +51,9 @@ __all__ = [
     "atomic_save",
     "cached_run",
     "cached_runs",
+    "collect_missing",
+    "compute_missing",
+    "NotCachedYet",
     "cache_dir",
     "cache_key",
     "clear_cache",
@@ -156,6 +159,9 @@ def cached_run(run: Callable[[Any], R], config: Any, *, refresh: bool = False) -
     """
     path = _entry(run, config)
     use_cache = _cache_in_use()
+    if _collected is not None and not (use_cache and not refresh and path.is_file()):
+        _collected.append((run, config))
+        raise NotCachedYet(f"{path.stem} is not cached yet")
     if use_cache and not refresh and path.is_file():
         try:
             return results.load(path)
@@ -282,9 +288,10 @@ def cached_runs(
 
     The usual use is one experiment over several seeds (``configs`` differing only in ``seed``):
     each seed is cached on its own, so pages that need the same seeds share them, and the seeds
-    that are not cached yet are computed in worker processes, one torch thread each. A worker
-    computes exactly what :func:`cached_run` would in this process (same config, same kernels,
-    one thread), so the results do not depend on ``processes``.
+    that are not cached yet are computed in worker processes, one torch thread each
+    (:func:`bnguide.training.workers.map_in_processes`). A worker computes exactly what
+    :func:`cached_run` would in this process (same config, same kernels), so the results do
+    not depend on ``processes``.
 
     Parameters
     ----------
@@ -307,31 +314,98 @@ def cached_runs(
         If ``processes`` is not a positive integer.
     """
     configs = list(configs)
-    if processes is None:
-        processes = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    if isinstance(processes, bool) or int(processes) != processes or processes < 1:
-        raise ValueError(f"processes must be a positive integer, got {processes!r}.")
-    missing = [
-        i for i, c in enumerate(configs) if not (_cache_in_use() and _entry(run, c).is_file())
-    ]
-    computed = {}
-    if len(missing) > 1 and processes > 1:
-        from bnguide.training.workers import spawn_context
-
-        context = spawn_context()
-        workers = min(processes, len(missing))
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-            futures = {i: pool.submit(cached_run, run, configs[i]) for i in missing}
-            computed = {i: f.result() for i, f in futures.items()}
+    computed = compute_missing([(run, c) for c in configs], processes=processes)
     return [computed[i] if i in computed else cached_run(run, c) for i, c in enumerate(configs)]
 
 
-def _one_thread() -> None:
-    # Worker initializer: one torch thread per process, as the notebooks run in-process, and
-    # exit at once when the parent (a notebook kernel, a script) dies, however it dies.
-    import torch
+def compute_missing(
+    jobs: Iterable[tuple[Callable[[Any], Any], Any]], *, processes: int | None = None
+) -> dict[int, Any]:
+    """Compute and cache the ``(run, config)`` jobs that have no cached result, in parallel.
 
-    from bnguide.training.workers import exit_with_parent
+    Jobs of different experiments can share one pool of workers, so a page that needs several
+    experiments' seeds keeps every worker busy (see :func:`collect_missing`).
 
-    exit_with_parent()
-    torch.set_num_threads(1)
+    Parameters
+    ----------
+    jobs : iterable of (run, config)
+    processes : int, optional
+        As for :func:`cached_runs`. With 1, or only one job missing, nothing is computed here:
+        :func:`cached_run` computes it when it is asked for.
+
+    Returns
+    -------
+    dict of int to Result
+        The results computed, by position in ``jobs``.
+
+    Raises
+    ------
+    ValueError
+        If ``processes`` is not a positive integer.
+    """
+    from bnguide.training.workers import available_cpus, map_in_processes
+
+    jobs = list(jobs)
+    processes = available_cpus() if processes is None else processes
+    if isinstance(processes, bool) or int(processes) != processes or processes < 1:
+        raise ValueError(f"processes must be a positive integer, got {processes!r}.")
+    missing, seen = [], set()
+    for i, (run, config) in enumerate(jobs):
+        key = _entry(run, config)
+        if not (_cache_in_use() and key.is_file()) and key not in seen:
+            missing.append(i)
+            seen.add(key)
+    if _collected is not None:
+        _collected.extend(jobs[i] for i in missing)
+        if missing:
+            raise NotCachedYet(f"{len(missing)} result(s) not cached yet")
+    if len(missing) < 2 or processes == 1:
+        return {}
+    done = map_in_processes(cached_run, [jobs[i] for i in missing], processes=processes)
+    return dict(zip(missing, done, strict=True))
+
+
+class NotCachedYet(Exception):
+    """Raised by :func:`cached_run`/:func:`cached_runs` inside :func:`collect_missing`."""
+
+
+_collected: list | None = None
+
+
+@contextlib.contextmanager
+def collect_missing(*, processes: int | None = None) -> Iterator[None]:
+    """Compute, in one pool of workers, every result the code in the block asks for.
+
+    Inside the block, :func:`cached_run` and :func:`cached_runs` compute nothing: they note the
+    ``(run, config)`` jobs without a cached result and raise :class:`NotCachedYet`, which the
+    block catches around each independent piece (a claim's measurement, say). On leaving the
+    block, the noted jobs are computed together by :func:`compute_missing`, so the workers stay
+    busy across experiments instead of idling at the end of each one. Used by
+    :func:`bnguide.claims.scorecard`.
+
+    Parameters
+    ----------
+    processes : int, optional
+        As for :func:`cached_runs`.
+
+    Examples
+    --------
+    >>> from bnguide import cache
+    >>> from bnguide.experiments import santurkar_mlp
+    >>> with cache.collect_missing():  # doctest: +SKIP
+    ...     try:
+    ...         cache.cached_runs(santurkar_mlp.run, santurkar_mlp.seed_configs())
+    ...     except cache.NotCachedYet:
+    ...         pass
+    """
+    global _collected
+    if _collected is not None:
+        raise RuntimeError("collect_missing() blocks do not nest.")
+    _collected = []
+    try:
+        yield
+        jobs = _collected
+    finally:
+        _collected = None
+    if _cache_in_use():  # without a cache the results would be computed twice
+        compute_missing(jobs, processes=processes)

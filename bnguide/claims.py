@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bnguide import cache
 from bnguide.table import Link, Table
 
 __all__ = [
@@ -421,6 +422,9 @@ def check(claim_id: str) -> Measured:
 def scorecard(claims: Sequence[Claim] | None = None) -> list[Measured]:
     """Measure every claim (or the given ones), in registry order.
 
+    The runs that are not cached yet are first noted, claim by claim, and then computed in one
+    pool of worker processes (:func:`bnguide.cache.collect_missing`), several experiments at once.
+
     Parameters
     ----------
     claims : sequence of Claim, optional
@@ -431,6 +435,12 @@ def scorecard(claims: Sequence[Claim] | None = None) -> list[Measured]:
     list of Measured
     """
     claims = all_claims() if claims is None else list(claims)
+    with cache.collect_missing():  # first note every missing run, then compute them together
+        for c in claims:
+            try:
+                c.measure()
+            except cache.NotCachedYet:
+                pass
     return [check(c.id) for c in claims]
 
 

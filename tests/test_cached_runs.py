@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
+from bnguide import cache
 from bnguide.cache import cache_dir, cached_run, cached_runs
 from bnguide.experiments import santurkar_deep_linear as dln
+from bnguide.training import workers
 
 TINY = [dln.Config(depth=4, n_samples=50, steps=20, probe_every=10, seed=s) for s in range(3)]
 
@@ -43,3 +45,34 @@ def test_cached_results_are_loaded_not_recomputed(private_cache):
 def test_processes_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match="processes must be a positive integer"):
         cached_runs(dln.run, TINY, processes=bad)
+
+
+def test_collect_missing_notes_the_runs_then_computes_them_together(private_cache):
+    other = dln.Config(depth=3, n_samples=40, steps=10, probe_every=5, seed=7)
+    cache.cached_run(dln.run, TINY[0])  # already cached: measured inside the block as usual
+    with cache.collect_missing(processes=2):
+        with pytest.raises(cache.NotCachedYet):
+            cached_runs(dln.run, TINY)
+        with pytest.raises(cache.NotCachedYet):
+            cached_run(dln.run, other)
+        assert cached_run(dln.run, TINY[0]).config == TINY[0]
+        assert len(list(cache_dir().glob("*.npz"))) == 1  # nothing computed inside the block
+    assert len(list(cache_dir().glob("*.npz"))) == 4  # TINY[1:], and the other experiment's run
+    after = cached_runs(dln.run, [*TINY, other])
+    assert [r.config for r in after] == [*TINY, other]
+
+
+def test_collect_missing_blocks_do_not_nest(private_cache):
+    with cache.collect_missing():
+        with pytest.raises(RuntimeError, match="do not nest"):
+            with cache.collect_missing():
+                pass
+
+
+def test_map_in_processes_keeps_the_order_and_raises_the_first_error():
+    assert workers.map_in_processes(pow, [(2, 10), (3, 2), (5, 3)], processes=2) == [1024, 9, 125]
+    assert workers.map_in_processes(pow, [(2, 3)], processes=2) == [8]  # one job: run here
+    with pytest.raises(ZeroDivisionError):
+        workers.map_in_processes(pow, [(2, 1), (0, -1), (2, 2)], processes=2)
+    with pytest.raises(ValueError, match="processes must be a positive integer"):
+        workers.map_in_processes(pow, [(2, 1)], processes=0)

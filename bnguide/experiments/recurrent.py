@@ -27,6 +27,7 @@ import torch
 from bnguide.data import load
 from bnguide.models.rnn import RECURRENT_NORMS, NormRNN, rows_as_sequence
 from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
+from bnguide.training.workers import map_in_processes
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "run"]
 
@@ -94,9 +95,8 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     Result
         Test accuracy and training-loss curves per normalizer and seed.
     """
-    x, y = load(config.dataset, "train", flatten=True)
-    x_test, y_test = load(config.dataset, "test", flatten=True)
-    x, x_test = rows_as_sequence(x), rows_as_sequence(x_test)  # (N, 28, 28)
+    jobs = [(config, norm, seed) for norm in config.norms for seed in config.seeds]
+    runs = iter(map_in_processes(_train_one, jobs))  # independent runs: one worker each
     n_seeds, windows = len(config.seeds), config.steps // config.smooth
     accuracy = {n: np.zeros(n_seeds) for n in config.norms}
     loss = {n: np.zeros((n_seeds, windows)) for n in config.norms}
@@ -104,29 +104,10 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     parameters, buffer_values = {}, {}
     for norm in config.norms:
         for s, seed in enumerate(config.seeds):
-            torch.manual_seed(seed)
-            model = NormRNN(28, config.hidden_size, norm=norm, seq_len=28)
-            start = time.perf_counter()
-            losses = train(
-                model,
-                x,
-                y,
-                batch_size=config.batch_size,
-                steps=config.steps,
-                lr=config.lr,
-                momentum=config.sgd_momentum,
-                seed=seed,
-                clip_grad_norm=config.clip_grad_norm,
-            )
-            ms[norm][s] = (time.perf_counter() - start) / config.steps * 1e3
-            loss[norm][s] = losses.view(windows, config.smooth).mean(1).numpy()
-            accuracy[norm][s] = evaluate(model, x_test, y_test)[1]
+            loss[norm][s], accuracy[norm][s], ms[norm][s], sizes = next(runs)
+            parameters[norm], buffer_values[norm] = sizes
             if progress:
                 print(f"{norm} seed {seed}: test accuracy {accuracy[norm][s]:.4f}")
-        parameters[norm] = sum(p.numel() for p in model.parameters())
-        buffer_values[norm] = sum(
-            b.numel() for name, b in model.named_buffers() if "num_batches" not in name
-        )
     return Result(
         config=config,
         window_end=np.arange(1, windows + 1) * config.smooth,
@@ -135,4 +116,34 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         ms_per_step=ms,
         parameters=parameters,
         buffer_values=buffer_values,
+    )
+
+
+def _train_one(config: Config, norm: str, seed: int) -> tuple:
+    """One (normalizer, seed) run: windowed losses, test accuracy, ms/step, model sizes."""
+    x, y = load(config.dataset, "train", flatten=True)
+    x_test, y_test = load(config.dataset, "test", flatten=True)
+    x, x_test = rows_as_sequence(x), rows_as_sequence(x_test)  # (N, 28, 28)
+    torch.manual_seed(seed)
+    model = NormRNN(28, config.hidden_size, norm=norm, seq_len=28)
+    start = time.perf_counter()
+    losses = train(
+        model,
+        x,
+        y,
+        batch_size=config.batch_size,
+        steps=config.steps,
+        lr=config.lr,
+        momentum=config.sgd_momentum,
+        seed=seed,
+        clip_grad_norm=config.clip_grad_norm,
+    )
+    ms = (time.perf_counter() - start) / config.steps * 1e3
+    windows = config.steps // config.smooth
+    buffers = sum(b.numel() for name, b in model.named_buffers() if "num_batches" not in name)
+    return (
+        losses.view(windows, config.smooth).mean(1).numpy(),
+        evaluate(model, x_test, y_test)[1],
+        ms,
+        (sum(p.numel() for p in model.parameters()), buffers),
     )

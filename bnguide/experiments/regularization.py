@@ -27,6 +27,7 @@ import torch
 from bnguide.data import load
 from bnguide.models.norm_mlp import NormMLP
 from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
+from bnguide.training.workers import map_in_processes
 
 __all__ = [
     "NAME",
@@ -151,45 +152,28 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     Result
         Losses and accuracies per variant and batch size, and the noise of the batch statistics.
     """
-    x, y = load(config.dataset, "train", flatten=True, limit=config.train_size)
-    x_test, y_test = load(config.dataset, "test", flatten=True)
     shape = (len(config.seeds), len(config.batch_sizes))
     out = {k: {v: np.zeros(shape) for v in config.variants} for k in ("trl", "tel", "tra", "tea")}
     mean_noise, std_noise = np.full(shape, np.nan), np.full(shape, np.nan)
-    for v in config.variants:
-        for j, batch in enumerate(config.batch_sizes):
-            for s, seed in enumerate(config.seeds):
-                torch.manual_seed(seed)
-                model = NormMLP(
-                    x.shape[1],
-                    config.hidden,
-                    norm="batch" if v == "batch" else "none",
-                    dropout=config.dropout if v == "dropout" else 0.0,
-                )
-                train(
-                    model,
-                    x,
-                    y,
-                    batch_size=batch,
-                    steps=config.examples // batch,
-                    lr=config.base_lr * math.sqrt(batch / 64),
-                    momentum=config.sgd_momentum,
-                    seed=seed,
-                )
-                out["trl"][v][s, j], out["tra"][v][s, j] = evaluate(model, x, y)
-                out["tel"][v][s, j], out["tea"][v][s, j] = evaluate(model, x_test, y_test)
-                if v == "batch":
-                    with torch.no_grad():
-                        z = model[0](x)  # (N, hidden[0]): what the first BN layer normalizes
-                    gen = torch.Generator().manual_seed(seed)
-                    mean_noise[s, j], std_noise[s, j] = batch_statistics_noise(
-                        z, batch, config.noise_batches, gen
-                    )
-                if progress:
-                    print(
-                        f"{v} batch {batch} seed {seed}: train acc {out['tra'][v][s, j]:.4f} "
-                        f"test acc {out['tea'][v][s, j]:.4f}"
-                    )
+    cells = [
+        (v, j, s)
+        for v in config.variants
+        for j in range(len(config.batch_sizes))
+        for s in range(len(config.seeds))
+    ]
+    jobs = [(config, v, config.batch_sizes[j], config.seeds[s]) for v, j, s in cells]
+    for (v, j, s), (train_metrics, test_metrics, noise) in zip(
+        cells, map_in_processes(_train_one, jobs), strict=True
+    ):  # independent runs: one worker each
+        (out["trl"][v][s, j], out["tra"][v][s, j]) = train_metrics
+        (out["tel"][v][s, j], out["tea"][v][s, j]) = test_metrics
+        if noise is not None:
+            mean_noise[s, j], std_noise[s, j] = noise
+        if progress:
+            print(
+                f"{v} batch {config.batch_sizes[j]} seed {config.seeds[s]}: "
+                f"train acc {out['tra'][v][s, j]:.4f} test acc {out['tea'][v][s, j]:.4f}"
+            )
     return Result(
         config=config,
         batch_sizes=np.array(config.batch_sizes),
@@ -200,3 +184,33 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         mean_noise=mean_noise,
         std_noise=std_noise,
     )
+
+
+def _train_one(config: Config, variant: str, batch: int, seed: int) -> tuple:
+    """One run: (train loss, accuracy), (test loss, accuracy), BN's batch-statistics noise."""
+    x, y = load(config.dataset, "train", flatten=True, limit=config.train_size)
+    x_test, y_test = load(config.dataset, "test", flatten=True)
+    torch.manual_seed(seed)
+    model = NormMLP(
+        x.shape[1],
+        config.hidden,
+        norm="batch" if variant == "batch" else "none",
+        dropout=config.dropout if variant == "dropout" else 0.0,
+    )
+    train(
+        model,
+        x,
+        y,
+        batch_size=batch,
+        steps=config.examples // batch,
+        lr=config.base_lr * math.sqrt(batch / 64),
+        momentum=config.sgd_momentum,
+        seed=seed,
+    )
+    noise = None
+    if variant == "batch":
+        with torch.no_grad():
+            z = model[0](x)  # (N, hidden[0]): what the first BN layer normalizes
+        gen = torch.Generator().manual_seed(seed)
+        noise = batch_statistics_noise(z, batch, config.noise_batches, gen)
+    return evaluate(model, x, y), evaluate(model, x_test, y_test), noise

@@ -31,6 +31,7 @@ from bnguide.norms import renorm_limits
 from bnguide.norms.registry import check_kind
 from bnguide.precise_bn import bn_layers
 from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
+from bnguide.training.workers import map_in_processes
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "lr_for", "run"]
 
@@ -132,43 +133,22 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     Result
         Test accuracy per normalizer, seed and batch size, and training times.
     """
-    x, y = load(config.dataset, "train", flatten=True)
-    x_test, y_test = load(config.dataset, "test", flatten=True)
     n_b = len(config.batch_sizes)
     accuracy = {n: np.zeros((len(config.seeds), n_b)) for n in config.norms}
     seconds = {n: np.zeros(n_b) for n in config.norms}
     batch_wise = [n for n in config.norms if n in ("batch", "batch-renorm")]
     batch_stat_accuracy = {n: np.zeros((len(config.seeds), n_b)) for n in batch_wise}
-    for norm in config.norms:
-        for j, batch in enumerate(config.batch_sizes):
-            steps = config.examples // batch
-            for s, seed in enumerate(config.seeds):
-                torch.manual_seed(seed)
-                model = NormMLP(x.shape[1], config.hidden, norm=norm, groups=config.groups)
-                if norm == "batch-renorm":
-                    for layer in bn_layers(model):  # start as plain BN
-                        layer.r_max, layer.d_max = 1.0, 0.0
-                start = time.perf_counter()
-                train(
-                    model,
-                    x,
-                    y,
-                    batch_size=batch,
-                    steps=steps,
-                    lr=lr_for(config.base_lr, batch),
-                    momentum=config.sgd_momentum,
-                    seed=seed,
-                    on_step=_renorm_schedule(steps) if norm == "batch-renorm" else None,
-                )
-                seconds[norm][j] += time.perf_counter() - start
-                accuracy[norm][s, j] = evaluate(model, x_test, y_test)[1]
-                if norm in batch_stat_accuracy:
-                    k = config.batch_stat_examples
-                    batch_stat_accuracy[norm][s, j] = evaluate(
-                        model, x_test[:k], y_test[:k], batch_size=batch, batch_stats=True
-                    )[1]
-                if progress:
-                    print(f"{norm} batch {batch} seed {seed}: {accuracy[norm][s, j]:.4f}")
+    cells = [(n, j, s) for n in config.norms for j in range(n_b) for s in range(len(config.seeds))]
+    jobs = [(config, n, config.batch_sizes[j], config.seeds[s]) for n, j, s in cells]
+    for (norm, j, s), (acc, batch_acc, secs) in zip(
+        cells, map_in_processes(_train_one, jobs), strict=True
+    ):  # independent runs: one worker each
+        accuracy[norm][s, j] = acc
+        seconds[norm][j] += secs
+        if norm in batch_stat_accuracy:
+            batch_stat_accuracy[norm][s, j] = batch_acc
+        if progress:
+            print(f"{norm} batch {config.batch_sizes[j]} seed {config.seeds[s]}: {acc:.4f}")
     return Result(
         config=config,
         batch_sizes=np.array(config.batch_sizes),
@@ -176,3 +156,35 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         batch_stat_accuracy=batch_stat_accuracy,
         seconds=seconds,
     )
+
+
+def _train_one(config: Config, norm: str, batch: int, seed: int) -> tuple:
+    """One run: test accuracy (eval mode), with batch statistics (BN kinds, else None), seconds."""
+    x, y = load(config.dataset, "train", flatten=True)
+    x_test, y_test = load(config.dataset, "test", flatten=True)
+    steps = config.examples // batch
+    torch.manual_seed(seed)
+    model = NormMLP(x.shape[1], config.hidden, norm=norm, groups=config.groups)
+    if norm == "batch-renorm":
+        for layer in bn_layers(model):  # start as plain BN
+            layer.r_max, layer.d_max = 1.0, 0.0
+    start = time.perf_counter()
+    train(
+        model,
+        x,
+        y,
+        batch_size=batch,
+        steps=steps,
+        lr=lr_for(config.base_lr, batch),
+        momentum=config.sgd_momentum,
+        seed=seed,
+        on_step=_renorm_schedule(steps) if norm == "batch-renorm" else None,
+    )
+    seconds = time.perf_counter() - start
+    batch_accuracy = None
+    if norm in ("batch", "batch-renorm"):
+        k = config.batch_stat_examples
+        batch_accuracy = evaluate(
+            model, x_test[:k], y_test[:k], batch_size=batch, batch_stats=True
+        )[1]
+    return evaluate(model, x_test, y_test)[1], batch_accuracy, seconds

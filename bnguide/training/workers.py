@@ -10,7 +10,8 @@ and a step of a small MLP is many small operations that each take it, so two thr
 on two cores. Processes do not share that lock. Each worker uses one torch thread; the pairs are
 balanced over the workers by estimated cost (largest first, then merged back into one stack per
 variant in each worker). Used by :func:`bnguide.training.train_variants` on CPUs; see
-:doc:`/book/practice/ioffe-mnist`.
+:doc:`/book/practice/ioffe-mnist`. :func:`map_in_processes` does the same for any list of
+independent runs (an experiment's (normalizer, seed) runs, :func:`bnguide.cache.cached_runs`).
 
 Examples
 --------
@@ -31,13 +32,21 @@ import queue
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-__all__ = ["deal_out", "exit_with_parent", "spawn_context", "train_in_processes"]
+__all__ = [
+    "available_cpus",
+    "deal_out",
+    "exit_with_parent",
+    "map_in_processes",
+    "spawn_context",
+    "train_in_processes",
+]
 
 _POLL_SECONDS = 0.5
 
@@ -237,3 +246,69 @@ def train_in_processes(
                 w.terminate()
             w.join()
     return collected, time.perf_counter() - start
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _one_thread_worker() -> None:
+    # Pool initializer: exit with the parent (a killed kernel leaves no workers), one torch thread.
+    exit_with_parent()
+    torch.set_num_threads(1)
+
+
+def map_in_processes(fn: Callable, jobs: Iterable[tuple], *, processes: int | None = None) -> list:
+    """Return ``[fn(*job) for job in jobs]``, computed in worker processes.
+
+    For independent pieces of work of a few seconds or more (an experiment's seeds, its
+    (normalizer, seed) runs): each worker is a fresh spawned interpreter with one torch thread
+    that exits with its parent, and takes the next job when it finishes one, in the order given
+    (put the longest first). Small ops gain little from a second torch thread, while a second
+    process doubles the work done on two cores.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (workers import it afresh); its arguments and return value must
+        pickle. Jobs that need a large dataset should load it inside ``fn`` (cached per process)
+        rather than pass it.
+    jobs : iterable of tuple
+        The positional arguments of each call.
+    processes : int, optional
+        Worker processes (default: :func:`available_cpus`). With 1, or a single job, the calls
+        run here, one after the other, with this process's torch threads.
+
+    Returns
+    -------
+    list
+        The return values, in the order of ``jobs``.
+
+    Raises
+    ------
+    ValueError
+        If ``processes`` is not a positive integer.
+    Exception
+        The first failing job's exception, as raised in the worker (its traceback attached).
+    """
+    jobs = [tuple(job) for job in jobs]
+    if processes is None:
+        processes = available_cpus()
+    if isinstance(processes, bool) or int(processes) != processes or processes < 1:
+        raise ValueError(f"processes must be a positive integer, got {processes!r}.")
+    if processes == 1 or len(jobs) < 2:
+        return [fn(*job) for job in jobs]
+    workers = min(int(processes), len(jobs))
+    with ProcessPoolExecutor(
+        workers, mp_context=spawn_context(), initializer=_one_thread_worker
+    ) as pool:
+        futures = [pool.submit(fn, *job) for job in jobs]
+        try:
+            return [f.result() for f in futures]
+        except BaseException:
+            for f in futures:  # stop at the first failure: jobs not started yet never start
+                f.cancel()
+            raise
