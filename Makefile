@@ -63,7 +63,7 @@ test: $(STAMP)
 	$(call timed,book build,$(BUILD_BOOK))
 	rm -rf $(SECOND_CACHE)
 	@env $(OTHER_KERNELS) $(KERNELS)
-	$(call timed,pytest (unit tests + notebooks; other kernels),env $(OTHER_KERNELS) BNGUIDE_CACHE=$(SECOND_CACHE) $(BIN)/python -m pytest -q)
+	$(call timed,pytest (unit tests + notebooks; other kernels),env $(OTHER_KERNELS) BNGUIDE_CACHE=$(SECOND_CACHE) $(BIN)/python -m pytest -q --durations=25)
 
 # Run notebooks under a chosen kernel set with a private, empty experiment cache:
 #   make check-cpu NB=book/why/ics.ipynb CPU=avx2        (CPU: default, avx2 or avx512)
