@@ -40,7 +40,6 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -316,22 +315,17 @@ def cached_runs(
     ]
     computed = {}
     if len(missing) > 1 and processes > 1:
-        from bnguide.training.workers import spawn_context
+        from bnguide.processes import run_children
 
-        context = spawn_context()
-        workers = min(processes, len(missing))
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_one_thread) as pool:
-            futures = {i: pool.submit(cached_run, run, configs[i]) for i in missing}
-            computed = {i: f.result() for i, f in futures.items()}
+        n = min(processes, len(missing))
+        shares = [missing[k::n] for k in range(n)]  # configs i of worker k
+        out = run_children(_compute, [(run, [configs[i] for i in share]) for share in shares])
+        out.check("A worker process of cached_runs")
+        for rank, values in out.values.items():
+            computed.update(zip(shares[rank], values, strict=True))
     return [computed[i] if i in computed else cached_run(run, c) for i, c in enumerate(configs)]
 
 
-def _one_thread() -> None:
-    # Worker initializer: one torch thread per process, as the notebooks run in-process, and
-    # exit at once when the parent (a notebook kernel, a script) dies, however it dies.
-    import torch
-
-    from bnguide.training.workers import exit_with_parent
-
-    exit_with_parent()
-    torch.set_num_threads(1)
+def _compute(run, configs) -> list:
+    # In a worker process: what cached_run gives (and stores) for each config, one at a time.
+    return [cached_run(run, c) for c in configs]

@@ -5,9 +5,10 @@ seed alone fixes a net's initial weights and batch order. So the pairs can be de
 worker processes, trained there with :func:`~bnguide.training.train_variants` itself, and the
 logs put back together; the result equals a single-process run up to float rounding.
 
-Threads inside one process (``Trainer(workers=...)``) share Python's global interpreter lock,
-and a step of a small MLP is many small operations that each take it, so two threads gain little
-on two cores. Processes do not share that lock. Each worker uses one torch thread; the pairs are
+Threads inside one process share Python's global interpreter lock, and a step of a small MLP is
+many small operations that each take it: two threads, one stack each, stepped no faster than one
+thread in turn (measured). Processes do not share that lock; they start and report through
+:func:`bnguide.processes.run_children`. Each worker uses one torch thread; the pairs are
 balanced over the workers by estimated cost (largest first, then merged back into one stack per
 variant in each worker). Used by :func:`bnguide.training.train_variants` on CPUs; see
 :doc:`/book/practice/ioffe-mnist`.
@@ -25,21 +26,14 @@ Examples
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import queue
-import threading
-import time
-import traceback
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-__all__ = ["deal_out", "exit_with_parent", "spawn_context", "train_in_processes"]
+from bnguide.processes import context, run_children
 
-_POLL_SECONDS = 0.5
+__all__ = ["deal_out", "train_in_processes"]
 
 
 def _cost(variant) -> float:
@@ -94,64 +88,19 @@ def deal_out(variants: Sequence, seeds: Sequence[int], processes: int) -> list[l
     return plans
 
 
-def spawn_context() -> multiprocessing.context.SpawnContext:
-    """How bnguide starts every child process: spawn, on every platform.
+def _worker(train, jobs, variants, data, kwargs, counter) -> list:
+    """Child process: train each job (on one torch thread), return the logs."""
 
-    Fork is unsafe once torch has started its thread pools; spawn starts a fresh interpreter that
-    imports bnguide afresh, the same on Linux, macOS and Windows. Used by the worker processes
-    here and by :func:`bnguide.cache.cached_runs` (:func:`bnguide.distributed.launch` keeps
-    forkserver, whose preloaded server starts ranks within its deadlines).
+    def report(n):
+        with counter.get_lock():
+            counter.value += n
 
-    Returns
-    -------
-    multiprocessing.context.SpawnContext
-    """
-    return multiprocessing.get_context("spawn")
-
-
-def exit_with_parent() -> None:
-    """In a child process: exit at once when the parent process ends, however it ends.
-
-    A daemon thread waits on the parent's sentinel (a pipe that closes when the parent dies,
-    SIGKILL included) and then ends this process with ``os._exit``, so a killed CLI or notebook
-    kernel never leaves workers training or waiting on a queue nobody reads. Does nothing in a
-    process that multiprocessing did not start.
-    """
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def watch():
-        parent.join()
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
-def _worker(train, jobs, variants, data, kwargs, counter, results):
-    """Child process: train each job with one torch thread, send back the logs or the error."""
-    exit_with_parent()
-    torch.set_num_threads(1)
-    try:
-        logs = []
-        for variant_ids, seeds in jobs:
-
-            def report(n):
-                with counter.get_lock():
-                    counter.value += n
-
-            log = train(
-                [variants[i] for i in variant_ids],
-                data,
-                seeds=seeds,
-                processes=1,
-                report=report,
-                **kwargs,
-            )
-            logs.append((variant_ids, seeds, log))
-        results.put(("ok", logs))
-    except BaseException:  # noqa: BLE001 - everything goes back to the parent
-        results.put(("error", traceback.format_exc()))
+    logs = []
+    for variant_ids, seeds in jobs:
+        chosen = [variants[i] for i in variant_ids]
+        log = train(chosen, data, seeds=seeds, processes=1, report=report, **kwargs)
+        logs.append((variant_ids, seeds, log))
+    return logs
 
 
 def train_in_processes(
@@ -184,7 +133,7 @@ def train_in_processes(
     Returns
     -------
     per_worker : list
-        For each worker, in the order they finished, its ``(variant_ids, seeds, log)`` jobs.
+        For each worker, its ``(variant_ids, seeds, log)`` jobs.
     seconds : float
         The wall-clock time of the whole parallel run.
 
@@ -195,45 +144,19 @@ def train_in_processes(
     """
     seeds = [int(s) for s in seeds]
     plans = deal_out(variants, seeds, processes)
-    ctx = spawn_context()
-    results = ctx.Queue()
-    counters = [ctx.Value("q", 0) for _ in plans]
+    counters = [context().Value("q", 0) for _ in plans]
     total = int(kwargs["steps"]) * sum(len(plan) for plan in plans)  # every job runs all steps
-    start = time.perf_counter()
-    workers = [
-        ctx.Process(
-            target=_worker,
-            args=(train, plan, list(variants), data, kwargs, counter, results),
-            daemon=True,
-        )
-        for plan, counter in zip(plans, counters, strict=True)
+    bar = tqdm(total=total, disable=not progress, unit="step", mininterval=0.5)
+    args = [
+        (train, plan, list(variants), data, kwargs, c)
+        for plan, c in zip(plans, counters, strict=True)
     ]
-    for w in workers:
-        w.start()
-    collected, reported = [], 0
-    bar = tqdm(total=total, disable=not progress, unit="step", mininterval=_POLL_SECONDS)
     try:
-        while reported < len(workers):
-            try:
-                status, payload = results.get(timeout=_POLL_SECONDS)
-            except queue.Empty:
-                dead = [w for w in workers if w.exitcode not in (None, 0)]
-                if dead and results.empty():
-                    raise RuntimeError(
-                        f"A training worker process died (exit code {dead[0].exitcode}) "
-                        "without reporting; if memory is short, pass processes=1."
-                    ) from None
-            else:
-                if status == "error":
-                    raise RuntimeError(f"A training worker process failed:\n{payload}")
-                collected.append(payload)
-                reported += 1
-            bar.update(sum(c.value for c in counters) - bar.n)
+        out = run_children(
+            _worker, args, on_wait=lambda: bar.update(sum(c.value for c in counters) - bar.n)
+        )
         bar.update(total - bar.n)
     finally:
         bar.close()
-        for w in workers:
-            if w.is_alive():
-                w.terminate()
-            w.join()
-    return collected, time.perf_counter() - start
+    out.check("A training worker process")
+    return [out.values[i] for i in sorted(out.values)], out.seconds
