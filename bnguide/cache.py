@@ -46,6 +46,7 @@ from typing import Any, TypeVar
 
 from bnguide import results, source_graph
 from bnguide.paths import cache_root, remove_stale_temporaries
+from bnguide.processes import available_cpus, map_in_processes
 
 __all__ = [
     "atomic_save",
@@ -289,7 +290,7 @@ def cached_runs(
     The usual use is one experiment over several seeds (``configs`` differing only in ``seed``):
     each seed is cached on its own, so pages that need the same seeds share them, and the seeds
     that are not cached yet are computed in worker processes, one torch thread each
-    (:func:`bnguide.training.workers.map_in_processes`). A worker computes exactly what
+    (:func:`bnguide.processes.map_in_processes`). A worker computes exactly what
     :func:`cached_run` would in this process (same config, same kernels), so the results do
     not depend on ``processes``.
 
@@ -343,8 +344,6 @@ def compute_missing(
     ValueError
         If ``processes`` is not a positive integer.
     """
-    from bnguide.training.workers import available_cpus, map_in_processes
-
     jobs = list(jobs)
     processes = available_cpus() if processes is None else processes
     if isinstance(processes, bool) or int(processes) != processes or processes < 1:

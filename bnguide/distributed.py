@@ -28,11 +28,8 @@ from __future__ import annotations
 import collections
 import datetime
 import functools
-import multiprocessing as mp
-import queue as queue_module
 import socket
 import sys
-import time
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -40,7 +37,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from bnguide.training.workers import exit_with_parent
+from bnguide.processes import START_TIMEOUT_S, run_children
 
 __all__ = ["free_port", "launch"]
 
@@ -86,11 +83,9 @@ def _count_collectives() -> collections.Counter:
     return counts
 
 
-def _child(rank, world_size, port, backend, timeout, threads, fn, args, results) -> None:
-    # Runs in each child process: join the group, run fn, report
-    # (rank, ok, value or (exception type, message, traceback), collective counts).
-    exit_with_parent()  # a killed notebook kernel must not leave ranks waiting in a collective
-    torch.set_num_threads(threads)
+def _rank(rank, world_size, port, backend, timeout, fn, args) -> tuple:
+    # Runs in each child: join the group, run fn, leave; return
+    # (ok, value or (exception type, message, traceback), collective counts).
     counts = _count_collectives()
     try:
         if backend == "nccl":
@@ -102,22 +97,12 @@ def _child(rank, world_size, port, backend, timeout, threads, fn, args, results)
             world_size=world_size,
             timeout=datetime.timedelta(seconds=timeout),
         )
-        value = fn(rank, world_size, *args)
-        results.put((rank, True, value, dict(counts)))
-    except BaseException as exc:
-        error = (type(exc).__name__, str(exc), traceback.format_exc())
-        results.put((rank, False, error, dict(counts)))
+        return True, fn(rank, world_size, *args), dict(counts)
+    except BaseException as exc:  # noqa: BLE001 - the parent explains it with the counts
+        return False, (type(exc).__name__, str(exc), traceback.format_exc()), dict(counts)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _context() -> mp.context.BaseContext:
-    # forkserver: children fork from a clean server that imported torch once (fast, and safe with
-    # OpenMP); spawn where forkserver does not exist (Windows).
-    if "forkserver" in mp.get_all_start_methods():
-        return mp.get_context("forkserver")
-    return mp.get_context("spawn")
 
 
 def launch(
@@ -146,8 +131,9 @@ def launch(
     backend : {"gloo", "nccl"}
         ``"gloo"`` runs on CPU anywhere; ``"nccl"`` needs one GPU per rank.
     timeout : float
-        Seconds for the whole launch (and for any single collective). Past it, every child is
-        killed and :class:`TimeoutError` is raised.
+        Seconds the ranks may run, counted once all have started (their interpreter and
+        imports up; see :func:`bnguide.processes.run_children`), and for any single
+        collective. Past it, every child is killed and :class:`TimeoutError` is raised.
     threads : int
         ``torch.set_num_threads`` in each child; keep ``world_size * threads`` <= CPU cores.
 
@@ -171,51 +157,23 @@ def launch(
             f"launch cannot send {fn.__qualname__!r} to other processes: it is defined in an "
             "interactive session. Define it in a .py module and import it from there."
         )
-    ctx = _context()
-    if ctx.get_start_method() == "forkserver":
-        ctx.set_forkserver_preload(["torch", "torch.distributed", fn.__module__])
-    results = ctx.Queue()
     port = free_port()
-    procs = [
-        ctx.Process(
-            target=_child,
-            args=(rank, world_size, port, backend, timeout, threads, fn, args, results),
-            daemon=True,
-        )
-        for rank in range(world_size)
-    ]
-    for p in procs:
-        p.start()
+    per_rank = [(r, world_size, port, backend, timeout, fn, args) for r in range(world_size)]
+    out = run_children(_rank, per_rank, threads=threads, timeout=timeout, grace=_GRACE_S)
     values, errors, counts = {}, {}, {}
-    deadline = time.monotonic() + timeout
-    try:
-        while len(values) + len(errors) < world_size:
-            now = time.monotonic()
-            if now > deadline:
-                raise TimeoutError(
-                    f"launch: {world_size - len(values) - len(errors)} of {world_size} ranks "
-                    f"did not finish within {timeout:g} s and were killed. A collective is "
-                    "probably waiting for a rank that never calls it."
-                )
-            try:
-                rank, ok, value, counts[rank] = results.get(timeout=min(0.2, deadline - now))
-            except queue_module.Empty:
-                _check_alive(procs, values, errors)
-                continue
-            (values if ok else errors)[rank] = value
-            if errors:
-                deadline = min(deadline, time.monotonic() + _GRACE_S)
-    except TimeoutError:
-        if not errors:
-            raise
-    finally:
-        for p in procs:
-            p.join(timeout=1.0)
-            if p.is_alive():
-                p.kill()
-                p.join()
+    for rank, (ok, value, counts[rank]) in out.values.items():
+        (values if ok else errors)[rank] = value
     if errors:
         raise RuntimeError(_explain(errors, values, counts, world_size))
+    for rank, code in out.died.items():
+        raise RuntimeError(f"rank {rank} exited with code {code} before reporting a result.")
+    if out.late:
+        did = "finish" if out.started else "start"
+        limit = timeout if out.started else START_TIMEOUT_S
+        raise TimeoutError(
+            f"launch: {len(out.late)} of {world_size} ranks did not {did} within {limit:g} s "
+            "and were killed. A collective is probably waiting for a rank that never calls it."
+        )
     return [values[rank] for rank in range(world_size)]
 
 
@@ -266,12 +224,3 @@ def _explain(errors: dict, values: dict, counts: dict, world_size: int) -> str:
 
 def _ranks(ranks: list[int]) -> str:
     return f"rank {ranks[0]}" if len(ranks) == 1 else "ranks " + ", ".join(map(str, ranks))
-
-
-def _check_alive(procs, values, errors) -> None:
-    # A child that exited without reporting (killed, segfault) will never report: fail now.
-    for rank, p in enumerate(procs):
-        if rank not in values and rank not in errors and p.exitcode not in (None, 0):
-            raise RuntimeError(
-                f"rank {rank} exited with code {p.exitcode} before reporting a result."
-            )

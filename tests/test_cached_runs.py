@@ -6,7 +6,6 @@ import pytest
 from bnguide import cache
 from bnguide.cache import cache_dir, cached_run, cached_runs
 from bnguide.experiments import santurkar_deep_linear as dln
-from bnguide.training import workers
 
 TINY = [dln.Config(depth=4, n_samples=50, steps=20, probe_every=10, seed=s) for s in range(3)]
 
@@ -67,12 +66,3 @@ def test_collect_missing_blocks_do_not_nest(private_cache):
         with pytest.raises(RuntimeError, match="do not nest"):
             with cache.collect_missing():
                 pass
-
-
-def test_map_in_processes_keeps_the_order_and_raises_the_first_error():
-    assert workers.map_in_processes(pow, [(2, 10), (3, 2), (5, 3)], processes=2) == [1024, 9, 125]
-    assert workers.map_in_processes(pow, [(2, 3)], processes=2) == [8]  # one job: run here
-    with pytest.raises(ZeroDivisionError):
-        workers.map_in_processes(pow, [(2, 1), (0, -1), (2, 2)], processes=2)
-    with pytest.raises(ValueError, match="processes must be a positive integer"):
-        workers.map_in_processes(pow, [(2, 1)], processes=0)

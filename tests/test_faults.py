@@ -68,14 +68,30 @@ def _wait_until(condition, timeout: float, interval: float = 0.2) -> bool:
     return condition()
 
 
+def _children(sid: int) -> list[int]:
+    """The spawned child processes in session ``sid`` (multiprocessing's spawn command line)."""
+    found = []
+    for pid in _session_processes(sid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(pid)
+    return found
+
+
 @contextlib.contextmanager
-def _cli_in_own_session(tmp_path, *args):
-    """Start ``python -m bnguide ARGS`` as the leader of a new session; kill leftovers after."""
+def _in_own_session(argv, children: int, **env):
+    """Start ``argv`` as the leader of a new session and wait until ``children`` spawned
+    children of it run; yield the process; kill whatever of the session is left after."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bnguide", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, env=_env(BNGUIDE_CACHE=str(tmp_path / "cache")), start_new_session=True,
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(**env),
+        start_new_session=True,
     )  # fmt: skip
     try:
+        started = _wait_until(lambda: len(_children(proc.pid)) >= children, timeout=90)
+        assert started, f"the {children} children never started: {proc.poll()=}"
         yield proc
     finally:
         for pid in _session_processes(proc.pid):  # what the test found alive: end it
@@ -85,16 +101,18 @@ def _cli_in_own_session(tmp_path, *args):
             proc.communicate(timeout=10)
 
 
+def _kill_and_check_none_remain(proc, sig=signal.SIGKILL) -> None:
+    os.kill(proc.pid, sig)  # the leader's own process id only, as a scheduler does
+    proc.wait(timeout=30)
+    gone = _wait_until(lambda: not _session_processes(proc.pid), timeout=10)
+    assert gone, f"still alive 10 s after {sig.name}: {_session_processes(proc.pid)}"
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGHUP])
 def test_killing_the_cli_leaves_no_process_behind(tmp_path, sig):
-    with _cli_in_own_session(tmp_path, *LONG_RUN, "--out", str(tmp_path / "out")) as proc:
-        # The CLI and its 2 training workers (the resource tracker may come too).
-        started = _wait_until(lambda: len(_session_processes(proc.pid)) >= 3, timeout=90)
-        assert started, f"the training workers never started: {proc.poll()=}"
-        os.kill(proc.pid, sig)  # the CLI's own process id only, as a scheduler does
-        proc.wait(timeout=30)
-        gone = _wait_until(lambda: not _session_processes(proc.pid), timeout=10)
-        assert gone, f"still alive 10 s after {sig.name}: {_session_processes(proc.pid)}"
+    argv = [sys.executable, "-m", "bnguide", *LONG_RUN, "--out", str(tmp_path / "out")]
+    with _in_own_session(argv, 2, BNGUIDE_CACHE=str(tmp_path / "cache")) as proc:  # 2 workers
+        _kill_and_check_none_remain(proc, sig)
         assert proc.returncode != 0
         if sig != signal.SIGKILL:
             err = proc.stderr.read().strip().splitlines()
@@ -107,28 +125,14 @@ def _sleep_long(rank, world):
     return rank
 
 
-def test_killing_a_launching_process_leaves_no_rank_behind(tmp_path):
+def test_killing_a_launching_process_leaves_no_rank_behind():
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import test_faults; "
         "from bnguide.distributed import launch; launch(test_faults._sleep_long, 2, timeout=300)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(ROOT / "tests")], env=_env(), start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        # the launcher, the forkserver and 2 ranks
-        started = _wait_until(lambda: len(_session_processes(proc.pid)) >= 4, timeout=90)
-        assert started, f"the ranks never started: {_session_processes(proc.pid)}"
+    with _in_own_session([sys.executable, "-c", code, str(ROOT / "tests")], 2) as proc:
         time.sleep(1.0)  # the ranks are inside fn now
-        proc.kill()
-        proc.wait(timeout=10)
-        gone = _wait_until(lambda: not _session_processes(proc.pid), timeout=10)
-        assert gone, f"still alive 10 s after SIGKILL: {_session_processes(proc.pid)}"
-    finally:
-        for pid in _session_processes(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_and_check_none_remain(proc)
 
 
 def _rank_1_raises(rank, world):
@@ -426,20 +430,6 @@ def test_killing_a_process_in_cached_runs_leaves_no_worker_behind(tmp_path):
         "santurkar_deep_linear as d; cached_runs(d.run, d.seed_configs(d.Config(steps=10**6, "
         "probe_every=10**6, variants=('none',)), seeds=(0, 1)), processes=2)"
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", code], env=_env(BNGUIDE_CACHE=str(tmp_path / "cache")),
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        # the parent and its 2 workers (the resource tracker may come too)
-        started = _wait_until(lambda: len(_session_processes(proc.pid)) >= 3, timeout=90)
-        assert started, f"the workers never started: {_session_processes(proc.pid)}"
+    with _in_own_session([sys.executable, "-c", code], 2, BNGUIDE_CACHE=str(tmp_path)) as proc:
         time.sleep(2.0)  # the workers are training now
-        proc.kill()
-        proc.wait(timeout=10)
-        gone = _wait_until(lambda: not _session_processes(proc.pid), timeout=10)
-        assert gone, f"still alive 10 s after SIGKILL: {_session_processes(proc.pid)}"
-    finally:
-        for pid in _session_processes(proc.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_and_check_none_remain(proc)

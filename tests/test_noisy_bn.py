@@ -142,19 +142,19 @@ def test_one_dimensional_input_is_rejected():
         covariate_shift_noise(torch.zeros(5))
 
 
+def _small_config(**changes):
+    """A run of seconds: 2 hidden layers of 8, 4 steps, 32 probe examples, 3 units."""
+    from bnguide.experiments import santurkar_noisy_bn as exp
+
+    small = dict(hidden=(8, 8), steps=4, eval_every=2, n_eval=50, probe_layer=1,
+                 snapshot_every=2, n_probe=32, n_units=3)  # fmt: skip
+    return exp.Config(**{**small, **changes})
+
+
 def test_experiment_runs_at_small_scale():
     from bnguide.experiments import santurkar_noisy_bn as exp
 
-    cfg = exp.Config(
-        hidden=(8, 8),
-        steps=4,
-        eval_every=2,
-        n_eval=50,
-        probe_layer=1,
-        snapshot_every=2,
-        n_probe=32,
-        n_units=3,
-    )
+    cfg = _small_config()
     result = exp.run(cfg)
     assert list(result.train_accuracy) == list(exp.VARIANTS)
     assert result.train_accuracy["bn"].shape == (1, 3)
@@ -179,17 +179,7 @@ def test_experiment_rejects_unknown_variant():
 def test_seeds_run_apart_and_combined_equal_one_run_over_all_seeds():
     from bnguide.experiments import santurkar_noisy_bn as exp
 
-    cfg = exp.Config(
-        hidden=(8, 8),
-        steps=4,
-        eval_every=2,
-        n_eval=50,
-        probe_layer=1,
-        snapshot_every=2,
-        n_probe=32,
-        n_units=3,
-        seeds=(0, 1),
-    )
+    cfg = _small_config(seeds=(0, 1))
     together = exp.run(cfg)
     apart = exp.combine(exp.run(c) for c in exp.seed_configs(cfg, seeds=(0, 1)))
     assert apart.config == together.config

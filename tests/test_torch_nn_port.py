@@ -115,6 +115,30 @@ def _module_empty_input(module, inp):
     assert_equal(inp.grad, torch.zeros_like(inp))
 
 
+def _forward_backward(module, data, grad):
+    """``module(data)`` after a backward pass with ``grad``, and the input's gradient."""
+    data.grad = None
+    out = module(data)
+    out.backward(grad)
+    return out, data.grad.clone()
+
+
+def _with_contiguous_twin(make, shape, dtype, fmt, param_dtype):
+    """A layer with random affine parameters, a random input and gradient in memory format
+    ``fmt``, and the layer's twin (same state) with contiguous copies of both."""
+    input = torch.randn(shape, dtype=dtype, requires_grad=True)
+    input = input.contiguous(memory_format=fmt)
+    input.retain_grad()
+    grad = torch.randn(shape, dtype=dtype).contiguous(memory_format=fmt)
+    layer = make().to(param_dtype)
+    layer.weight.data.uniform_()
+    layer.bias.data.uniform_()
+    twin = make().to(param_dtype)
+    twin.load_state_dict(layer.state_dict())
+    ref_input = input.detach().clone().contiguous().requires_grad_(True)
+    return (layer, input, grad), (twin, ref_input, grad.detach().clone().contiguous())
+
+
 # ---------------------------------------------------------------- TestNN
 
 
@@ -135,17 +159,9 @@ def test_batchnorm_nhwc_cpu(impl, dim, shape, dtype, mixed_dtype):
     if dim == 2:
         precision = None
     channels = shape[1]
-    input = torch.randn(shape, dtype=dtype, requires_grad=True)
-    input = input.contiguous(memory_format=fmt).to(dtype)
-    input.retain_grad()
-    grad = torch.randn(shape, dtype=dtype).contiguous(memory_format=fmt)
-    bn = mod(channels).to(dtype)
-    bn.weight.data.uniform_()
-    bn.bias.data.uniform_()
-    ref_input = input.detach().clone().contiguous().requires_grad_(True)
-    ref_grad = grad.detach().clone().contiguous()
-    ref_bn = mod(channels).to(dtype)
-    ref_bn.load_state_dict(bn.state_dict())
+    (bn, input, grad), (ref_bn, ref_input, ref_grad) = _with_contiguous_twin(
+        lambda: mod(channels), shape, dtype, fmt, dtype
+    )
     if mixed_dtype:
         bn.float()
         ref_bn.float()
@@ -342,26 +358,18 @@ def _batchnorm_eval(impl, ndim, dtype):
     module.eval()
     data = torch.rand([3] * ndim, dtype=dtype, requires_grad=True)
     grad = torch.rand([3] * ndim, dtype=dtype)
-    res1 = module(data)
-    res1.backward(grad)
-    grad1 = data.grad.clone()
-    data.grad.zero_()
-    res2 = module(data)
-    res2.backward(grad)
+    res1, grad1 = _forward_backward(module, data, grad)
+    res2, grad2 = _forward_backward(module, data, grad)
     assert_equal(res1, res2)
-    assert_equal(grad1, data.grad)
+    assert_equal(grad1, grad2)
     module = impl.BatchNorm1d(3, track_running_stats=False).to(dtype)
     data = torch.rand(4, 3, dtype=dtype, requires_grad=True)
     grad = torch.rand(4, 3, dtype=dtype)
-    res1 = module(data)
-    res1.backward(grad)
-    grad1 = data.grad.clone()
+    res1, grad1 = _forward_backward(module, data, grad)
     module.eval()
-    data.grad.zero_()
-    res2 = module(data)
-    res2.backward(grad)
+    res2, grad2 = _forward_backward(module, data, grad)
     assert_equal(res1, res2)
-    assert_equal(grad1, data.grad)
+    assert_equal(grad1, grad2)
 
 
 @pytest.mark.parametrize("ndim", [2, 3])
@@ -381,14 +389,10 @@ def test_batchnorm_affine(impl, ndim):
         module_affine.bias.zero_()
     data = torch.rand([3] * ndim, requires_grad=True)
     grad = torch.ones_like(data)
-    res1 = module_affine(data)
-    res1.backward(grad)
-    grad1 = data.grad.clone()
-    data.grad.zero_()
-    res2 = module(data)
-    res2.backward(grad)
+    res1, grad1 = _forward_backward(module_affine, data, grad)
+    res2, grad2 = _forward_backward(module, data, grad)
     assert_equal(res1, res2)
-    assert_equal(grad1, data.grad)
+    assert_equal(grad1, grad2)
 
 
 def test_batchnorm_simple_average(impl):
@@ -725,18 +729,10 @@ def test_groupnorm_nhwc(impl, dtype, size, groups, is_mixed):
     equal to the contiguous computation."""
     fmt = torch.channels_last if len(size) == 4 else torch.channels_last_3d
     channels = size[1]
-    input = torch.randn(size, dtype=dtype, requires_grad=True)
-    input = input.contiguous(memory_format=fmt)
-    input.retain_grad()
-    grad = torch.randn(size, dtype=dtype).contiguous(memory_format=fmt)
     param_dtype = torch.float if (dtype == torch.bfloat16 and is_mixed) else dtype
-    gn = impl.GroupNorm(groups, channels).to(param_dtype)
-    gn.weight.data.uniform_()
-    gn.bias.data.uniform_()
-    ref_input = input.detach().clone().contiguous().requires_grad_(True)
-    ref_grad = grad.detach().clone().contiguous()
-    ref_gn = impl.GroupNorm(groups, channels).to(param_dtype)
-    ref_gn.load_state_dict(gn.state_dict())
+    (gn, input, grad), (ref_gn, ref_input, ref_grad) = _with_contiguous_twin(
+        lambda: impl.GroupNorm(groups, channels), size, dtype, fmt, param_dtype
+    )
     out = gn(input)
     out.backward(grad)
     ref_out = ref_gn(ref_input)

@@ -14,6 +14,7 @@ from bnguide.training import (
     evaluation_steps,
     train_variants,
 )
+from bnguide.training.fit import torch_threads
 
 SIZES = {"in_features": 6, "hidden": (5, 4), "out_features": 3}
 BATCH_SEED_OFFSET = 2**32  # documented: seed s shuffles with a generator seeded s + 2**32
@@ -129,18 +130,18 @@ def test_train_log_shapes_and_determinism():
     np.testing.assert_array_equal(a.diverged_at, -np.ones((4, 3)))
 
 
-def test_worker_threads_give_the_same_result():
+def test_the_log_does_not_depend_on_the_callers_thread_count():
     kwargs = {"seeds": (0, 1), "steps": 14, "batch_size": 8, "init_std": 0.5, "eval_steps": [0, 14]}
-    one = train_variants(variants(), toy_data(), workers=1, **kwargs)
-    three = train_variants(variants(), toy_data(), workers=3, **kwargs)  # 3 stacks, 3 threads
-    np.testing.assert_allclose(three.train_loss, one.train_loss, rtol=1e-12)
-    np.testing.assert_allclose(three.probe_unit, one.probe_unit, rtol=1e-12)
+    with torch_threads(1):
+        one = train_variants(variants(), toy_data(), processes=1, **kwargs)
+    with torch_threads(3):
+        three = train_variants(variants(), toy_data(), processes=1, **kwargs)
+    np.testing.assert_array_equal(three.train_loss, one.train_loss)
+    np.testing.assert_array_equal(three.probe_unit, one.probe_unit)
     np.testing.assert_array_equal(three.test_accuracy, one.test_accuracy)
-    threads = torch.get_num_threads()
-    trainer = Trainer(variants(), toy_data(), batch_size=8, workers=2)
-    trainer.step()
-    trainer.close()
-    assert torch.get_num_threads() == threads  # restored after each step
+    with torch_threads(3):
+        Trainer(variants(), toy_data(), batch_size=8).step()
+        assert torch.get_num_threads() == 3  # restored after each step
 
 
 def test_train_loss_is_the_mean_minibatch_loss_since_the_last_evaluation():
@@ -217,9 +218,9 @@ def test_evaluation_steps():
             "All variants must share their layer sizes",
         ),
         (lambda: Trainer(variants(), toy_data(), seeds=()), "seeds must be a non-empty list"),
-        (
-            lambda: Trainer(variants(), toy_data(), batch_size=8, workers=0),
-            "workers must be a positive integer, got 0.",
+        (  # checked here, before any worker process starts
+            lambda: train_variants(variants(), toy_data(), seeds=(2, 2), steps=9, processes=2),
+            "distinct integers, got [2, 2].",
         ),
         (lambda: Trainer(variants(), toy_data(), seeds=(1, 1)), "distinct integers, got [1, 1]."),
         (

@@ -265,21 +265,25 @@ def test_notebooks_that_draw_are_stored_with_their_figures():
 _BOXES_PENDING: set[str] = set()
 
 
-def test_check_cells_are_folded_into_a_labelled_box():
-    problems = {}
+def _cells_per_notebook(wanted) -> dict[str, list]:
+    """Ids of the stored cells for which ``wanted(cell)`` holds, per notebook that has any."""
+    found = {}
     for notebook in cell_display.notebooks():
         name = notebook.relative_to(ROOT).as_posix()
         if name in _BOXES_PENDING:
             continue
-        bare = [
-            c.get("id")
-            for c in _stored_cells(notebook)
-            if cell_display.is_check_cell(c) and not cell_display.has_box(c)
-        ]
-        if bare:
-            problems[name] = f"check cells {bare}"
+        ids = [c.get("id") for c in _stored_cells(notebook) if wanted(c)]
+        if ids:
+            found[name] = ids
+    return found
+
+
+def test_check_cells_are_folded_into_a_labelled_box():
+    bare = _cells_per_notebook(
+        lambda c: cell_display.is_check_cell(c) and not cell_display.has_box(c)
+    )
     _fail_listing(
-        problems,
+        {name: f"check cells {ids}" for name, ids in bare.items()},
         "show assertion cells as bare code (give each the tag hide-input and a one-sentence "
         "'Checked when this page is built: ...' prompt: `python book/cell_display.py set "
         '<notebook>#<cell id> "what it checks."`)',
@@ -306,20 +310,12 @@ def test_cell_display_recognises_check_and_setup_cells():
 
 
 def test_setup_cells_are_not_shown():
-    problems = {}
-    for notebook in cell_display.notebooks():
-        name = notebook.relative_to(ROOT).as_posix()
-        if name in _BOXES_PENDING:
-            continue
-        shown = [
-            c.get("id")
-            for c in _stored_cells(notebook)
-            if cell_display.is_setup_cell(c) and not cell_display.is_removed(c)
-        ]
-        if shown:
-            problems[name] = f"setup cells {shown}"
+    shown = _cells_per_notebook(
+        lambda c: cell_display.is_setup_cell(c) and not cell_display.is_removed(c)
+    )
     _fail_listing(
-        problems, "show setup cells (imports, seeds, style) instead of tagging them remove-cell"
+        {name: f"setup cells {ids}" for name, ids in shown.items()},
+        "show setup cells (imports, seeds, style) instead of tagging them remove-cell",
     )
 
 

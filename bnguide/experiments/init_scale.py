@@ -145,15 +145,12 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         trainer = Trainer(
             variants, data, seeds=config.seeds, batch_size=config.batch_size, init_std=std
         )
-        try:
-            w0 = {n: trainer.nets(n)[0].weight0[trainer.nets(n)[1]].detach().clone() for n in names}
-            accuracies = []  # (V, S) at each of ``steps``
-            for target in steps:
-                while trainer.step_count < target:
-                    trainer.step()
-                accuracies.append(trainer.evaluate()["test_accuracy"])
-        finally:
-            trainer.close()
+        w0 = {n: trainer.nets(n)[0].weight0[trainer.nets(n)[1]].detach().clone() for n in names}
+        accuracies = []  # (V, S) at each of ``steps``
+        for target in steps:
+            while trainer.step_count < target:
+                trainer.step()
+            accuracies.append(trainer.evaluate()["test_accuracy"])
         for v, n in enumerate(names):
             net, rows = trainer.nets(n)
             curve[n][i] = np.stack([a[v] for a in accuracies], axis=-1)  # (S, E)

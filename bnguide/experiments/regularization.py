@@ -26,8 +26,8 @@ import torch
 
 from bnguide.data import load
 from bnguide.models.norm_mlp import NormMLP
+from bnguide.processes import map_in_processes
 from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
-from bnguide.training.workers import map_in_processes
 
 __all__ = [
     "NAME",

@@ -107,12 +107,9 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
             out[v.name] = stats
         return out
 
-    try:
-        before = measure()
-        for _ in range(config.steps):
-            trainer.step()
-        after = measure()
-    finally:
-        trainer.close()
+    before = measure()
+    for _ in range(config.steps):
+        trainer.step()
+    after = measure()
     stats = {v.name: {"init": before[v.name], "trained": after[v.name]} for v in variants}
     return Result(config=config, stats=stats, seconds=time.perf_counter() - start)

@@ -30,8 +30,8 @@ from bnguide.models.norm_mlp import NORMS, NormMLP
 from bnguide.norms import renorm_limits
 from bnguide.norms.registry import check_kind
 from bnguide.precise_bn import bn_layers
+from bnguide.processes import map_in_processes
 from bnguide.training.fit import check_batch_size, evaluate, single_thread, train
-from bnguide.training.workers import map_in_processes
 
 __all__ = ["NAME", "DESCRIPTION", "Config", "Result", "lr_for", "run"]
 

@@ -2,8 +2,8 @@
 
 - ``bnguide.training.variants`` (all re-exported here): :func:`train_variants`, many small MLP
   variants and seeds side by side, and its :class:`TrainLog`.
-- :mod:`bnguide.training.workers`: the worker processes that :func:`train_variants` (and
-  :func:`bnguide.cache.cached_runs`) deal work to.
+- :mod:`bnguide.training.workers`: the worker processes that :func:`train_variants` deals
+  (variant, seed) pairs to (started by :func:`bnguide.processes.run_children`).
 - :mod:`bnguide.training.fit`: the loop for one ordinary ``nn.Module`` (``train``, ``evaluate``).
 - :mod:`bnguide.training.santurkar`: the loop of the Santurkar et al. (2018) replications, with
   probes before each update.

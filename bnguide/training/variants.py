@@ -26,9 +26,9 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from bnguide.data import load
 from bnguide.models import MLPSpec, StackedMLP, draw_weights
-from bnguide.training.fit import torch_threads
+from bnguide.training.fit import single_thread
 from bnguide.training.workers import train_in_processes
 
 __all__ = [
@@ -322,6 +322,37 @@ class _Block:
         torch._foreach_addcmul_(self.params, self.velocity, [self.neg_lr] * len(grads))
 
 
+def _checked(variants, data, seeds, batch_size) -> tuple[list, list[int], tuple[int, ...]]:
+    """The variants and seeds as lists and the shared layer sizes, or ValueError saying why not."""
+    variants = list(variants)
+    if not variants:
+        raise ValueError("Give at least one Variant to train.")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ValueError(f"Variant names must be unique, got {names}.")
+    sizes = {v.spec.sizes for v in variants}
+    if len(sizes) != 1:
+        raise ValueError(
+            "All variants must share their layer sizes so that each seed starts them from "
+            f"the same weights; got {sorted(sizes)}."
+        )
+    seeds = [int(s) for s in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}.")
+    n = len(data.x_train)
+    if int(batch_size) != batch_size or not 2 <= batch_size <= n:
+        raise ValueError(
+            f"batch_size must be an integer between 2 and the {n} training examples, "
+            f"got {batch_size} (batch statistics need at least 2 examples)."
+        )
+    (sizes,) = sizes
+    if data.x_train.shape[1] != sizes[0]:
+        raise ValueError(
+            f"The data have {data.x_train.shape[1]} features but the nets expect {sizes[0]}."
+        )
+    return variants, seeds, sizes
+
+
 class Trainer:
     """Trains several :class:`Variant` s over several seeds in lockstep.
 
@@ -341,17 +372,14 @@ class Trainer:
         Standard deviation of the Gaussian initial weights.
     dtype : torch.dtype, optional
         Parameter type; by default that of ``data``.
-    workers : int, optional
-        On a CPU, variants with different specs (separate stacks) can train at the same time
-        in separate threads, each running its operations on one core: with many small
-        operations this beats splitting every operation over the cores. By default, as many
-        workers as stacks and torch threads allow (1 on other devices).
 
     Notes
     -----
-    Drive it with :meth:`step` and :meth:`evaluate` (and :meth:`close` to end the worker
-    threads), or use :func:`train_variants`. :meth:`nets` gives the trained
-    :class:`~bnguide.models.StackedMLP` of a variant.
+    On a CPU, each step runs on one torch thread: a step is many small operations, which
+    several threads slow down (the cores are better spent on worker processes, see
+    :func:`train_variants`), and results do not depend on the machine's core count. Drive it
+    with :meth:`step` and :meth:`evaluate`, or use :func:`train_variants`. :meth:`nets` gives
+    the trained :class:`~bnguide.models.StackedMLP` of a variant.
     """
 
     def __init__(
@@ -363,34 +391,8 @@ class Trainer:
         batch_size: int = 60,
         init_std: float = 0.1,
         dtype: torch.dtype | None = None,
-        workers: int | None = None,
     ):
-        variants = list(variants)
-        if not variants:
-            raise ValueError("Give at least one Variant to train.")
-        names = [v.name for v in variants]
-        if len(set(names)) != len(names):
-            raise ValueError(f"Variant names must be unique, got {names}.")
-        sizes = {v.spec.sizes for v in variants}
-        if len(sizes) != 1:
-            raise ValueError(
-                "All variants must share their layer sizes so that each seed starts them from "
-                f"the same weights; got {sorted(sizes)}."
-            )
-        seeds = [int(s) for s in seeds]
-        if not seeds or len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be a non-empty list of distinct integers, got {seeds}.")
-        n = len(data.x_train)
-        if int(batch_size) != batch_size or not 2 <= batch_size <= n:
-            raise ValueError(
-                f"batch_size must be an integer between 2 and the {n} training examples, "
-                f"got {batch_size} (batch statistics need at least 2 examples)."
-            )
-        (sizes,) = sizes
-        if data.x_train.shape[1] != sizes[0]:
-            raise ValueError(
-                f"The data have {data.x_train.shape[1]} features but the nets expect {sizes[0]}."
-            )
+        variants, seeds, sizes = _checked(variants, data, seeds, batch_size)
         self.variants, self.data, self.seeds = variants, data, seeds
         self.batch_size = int(batch_size)
         device, dtype = data.device, dtype or data.x_train.dtype
@@ -407,17 +409,12 @@ class Trainer:
             block.net.load_weights_([w.repeat(k, 1, 1).to(device) for w in per_layer])
             block.net.train()
         self._gens = [torch.Generator().manual_seed(s + BATCH_SEED_OFFSET) for s in seeds]
-        self._per_epoch = n // self.batch_size
+        self._per_epoch = len(data.x_train) // self.batch_size
         self._order = None
         self.step_count = 0
         self._last_eval = 0
-        if workers is None:
-            on_cpu = torch.device(device).type == "cpu"
-            workers = min(len(self.blocks), torch.get_num_threads()) if on_cpu else 1
-        if int(workers) != workers or workers < 1:
-            raise ValueError(f"workers must be a positive integer, got {workers}.")
-        self.workers = min(int(workers), len(self.blocks))
-        self._pool = None
+        on_cpu = torch.device(device).type == "cpu"
+        self._threads = single_thread if on_cpu else contextlib.nullcontext
 
     def nets(self, name: str) -> tuple[StackedMLP, slice]:
         """The StackedMLP holding variant ``name`` and the slice of its members (one per seed)."""
@@ -437,22 +434,11 @@ class Trainer:
         return self._order[:, j * b : (j + 1) * b]  # (S, B)
 
     def step(self) -> None:
-        """One SGD step of every member on its seed's next batch."""
-        if self.workers == 1:
+        """One SGD step of every member on its seed's next batch (on a CPU, on one thread)."""
+        with self._threads():
             xb, yb = self._next_batch()
             for block in self.blocks:
                 block.step(xb, yb)
-        else:  # one stack per worker thread, each on one core
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    self.workers, initializer=torch.set_num_threads, initargs=(1,)
-                )
-            # one thread here too: an idle OpenMP team would spin against the workers
-            with torch_threads(1):
-                xb, yb = self._next_batch()
-                futures = [self._pool.submit(block.step, xb, yb) for block in self.blocks]
-                for future in futures:
-                    future.result()
         self.step_count += 1
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -461,12 +447,6 @@ class Trainer:
         xb = self.data.x_train.index_select(0, idx).view(*shape, -1)  # (S, B, D)
         yb = self.data.y_train.index_select(0, idx).view(shape)  # (S, B)
         return xb, yb
-
-    def close(self) -> None:
-        """End the worker threads (a later :meth:`step` starts new ones)."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
 
     @torch.no_grad()
     def evaluate(
@@ -563,7 +543,6 @@ def train_variants(
     probe_examples: int = 1000,
     progress: bool = False,
     dtype: torch.dtype | None = None,
-    workers: int | None = None,
     processes: int | None = None,
     report: Callable[[int], None] | None = None,
 ) -> TrainLog:
@@ -571,7 +550,7 @@ def train_variants(
 
     Parameters
     ----------
-    variants, data, seeds, batch_size, init_std, dtype, workers
+    variants, data, seeds, batch_size, init_std, dtype
         As for :class:`Trainer`.
     steps : int
         SGD steps per net.
@@ -603,15 +582,7 @@ def train_variants(
     eval_steps = np.unique(np.asarray(eval_steps, dtype=np.int64))
     if len(eval_steps) == 0 or eval_steps[0] < 0 or eval_steps[-1] > steps:
         raise ValueError(f"eval_steps must lie between 0 and steps={steps}, got {eval_steps}.")
-    trainer = Trainer(
-        variants,
-        data,
-        seeds=seeds,
-        batch_size=batch_size,
-        init_std=init_std,
-        dtype=dtype,
-        workers=workers,
-    )
+    variants, seeds, _ = _checked(variants, data, seeds, batch_size)
     n_hidden = len(variants[0].spec.hidden)
     if not -n_hidden <= probe_layer < n_hidden:
         raise ValueError(f"probe_layer {probe_layer} out of range for {n_hidden} hidden layers.")
@@ -624,15 +595,17 @@ def train_variants(
         "quantiles": tuple(quantiles),
         "probe_examples": probe_examples,
     }
-    processes = _choose_processes(processes, data, len(variants) * len(trainer.seeds), steps)
+    processes = _choose_processes(processes, data, len(variants) * len(seeds), steps)
     if processes > 1:
-        trainer.close()
         per_worker, seconds = train_in_processes(
-            train_variants, variants, data, seeds=trainer.seeds, processes=processes,
+            train_variants, variants, data, seeds=seeds, processes=processes,
             progress=progress, steps=int(steps), batch_size=batch_size, init_std=init_std,
-            eval_steps=eval_steps, dtype=dtype, workers=1, **probe,
+            eval_steps=eval_steps, dtype=dtype, **probe,
         )  # fmt: skip
-        return TrainLog.merge(per_worker, variants, trainer.seeds, seconds)
+        return TrainLog.merge(per_worker, variants, seeds, seconds)
+    trainer = Trainer(
+        variants, data, seeds=seeds, batch_size=batch_size, init_std=init_std, dtype=dtype
+    )
     records = []
     start = time.perf_counter()
     bar = tqdm(total=int(steps), disable=not progress, unit="step", mininterval=0.5)
@@ -652,7 +625,6 @@ def train_variants(
         bar.update(int(steps) - bar.n)
     finally:
         bar.close()
-        trainer.close()
     seconds = time.perf_counter() - start
     stacked = {k: np.stack([r[k] for r in records], axis=2) for k in records[0]}
     bad = ~np.isfinite(stacked["train_loss"]) & (eval_steps > 0)  # (V, S, E)
