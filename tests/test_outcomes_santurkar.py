@@ -41,8 +41,8 @@ def noisy():
 
 
 def test_noisy_bn_trains_faster_than_standard_early(noisy):
-    values = nb.accuracy(noisy, "noisy-bn", nb.EARLY_STEPS) - nb.accuracy(
-        noisy, "standard", nb.EARLY_STEPS
+    values = nb.accuracy(noisy, "noisy-batch", nb.EARLY_STEPS) - nb.accuracy(
+        noisy, "none", nb.EARLY_STEPS
     )
     assert verdict("noisy-bn-vs-standard-early", values) == "reproduced", values
 
@@ -52,26 +52,26 @@ def test_bn_moves_layer_inputs_least(noisy):
     # several times more (whether noisy BN's move more than the standard net's depends on the
     # stage of training: the book states it over 1,500 steps, on most seeds)
     shift = {v: s.mean(1) for v, s in noisy.shift.items()}  # (seeds,)
-    assert (shift["standard"] > 2 * shift["bn"]).all(), shift
-    assert (shift["noisy-bn"] > 2 * shift["bn"]).all(), shift
+    assert (shift["none"] > 2 * shift["batch"]).all(), shift
+    assert (shift["noisy-batch"] > 2 * shift["batch"]).all(), shift
 
 
 def test_noisy_bn_training_mode_accuracy_is_recorded_with_the_noise_on(noisy):
     # step 0 has no mini-batch yet; the training-mode accuracy of noisy BN is below its
     # eval-mode accuracy at the end (the noise is on in training mode only)
-    assert np.isnan(noisy.batch_accuracy["bn"][:, 0]).all()
-    end_train = nb.accuracy(noisy, "noisy-bn", "end")
-    end_eval = nb.accuracy(noisy, "noisy-bn", "end", field="train_accuracy")
+    assert np.isnan(noisy.batch_accuracy["batch"][:, 0]).all()
+    end_train = nb.accuracy(noisy, "noisy-batch", "end")
+    end_eval = nb.accuracy(noisy, "noisy-batch", "end", field="train_accuracy")
     assert end_train.shape == end_eval.shape == (len(SEEDS),)
     with pytest.raises(ValueError, match="were not evaluated"):
-        nb.accuracy(noisy, "bn", 150)
+        nb.accuracy(noisy, "batch", 150)
     with pytest.raises(ValueError, match="field must be"):
-        nb.accuracy(noisy, "bn", "end", field="test_accuracy")
+        nb.accuracy(noisy, "batch", "end", field="test_accuracy")
 
 
 @pytest.fixture(scope="module")
 def mlps():
-    cfg = mlp.Config(variants=("none", "bn"), steps=350, probe_every=50, eval_every=50)
+    cfg = mlp.Config(variants=("none", "batch"), steps=350, probe_every=50, eval_every=50)
     cfg = dataclasses.replace(cfg, n_eval=1000, n_test=500, step_multipliers=(0.5, 2.0, 4.0))
     return [mlp.run(c) for c in mlp.seed_configs(cfg, SEEDS)]
 
@@ -83,7 +83,7 @@ def test_mlp_loss_band_is_narrower_with_bn(mlps):
 
 def test_mlp_raw_gradient_shift_is_larger_with_bn_at_layer_5(mlps):
     l2 = mlp.layer5(mlps, "ics_l2")
-    assert verdict("ics-layer5-l2", l2["bn"] - l2["none"]) == "reproduced", l2
+    assert verdict("ics-layer5-l2", l2["batch"] - l2["none"]) == "reproduced", l2
 
 
 def test_mlp_gradient_shift_is_not_removed_by_bn(mlps):
@@ -121,7 +121,7 @@ def test_fig1_at_5x_the_learning_rate_bn_trains_and_the_standard_net_fails():
         "reproduced",
         "partly",
     )
-    assert verdict("fig1-bn-trains", lrx.final_accuracy(results, "bn", 0.5)) == "reproduced"
+    assert verdict("fig1-bn-trains", lrx.final_accuracy(results, "batch", 0.5)) == "reproduced"
 
 
 def test_fig1_rejects_bad_configs():
