@@ -391,7 +391,8 @@ def plot_learning_rate_accuracy(results, *, ax=None):
     ax.set_xlabel("training step")
     ax.set_ylabel("training accuracy (%), eval mode")
     ax.set_ylim(0, 100)
-    ax.set_title(f"MLP on {first.config.dataset}: mean and range of {len(results)} seeds")
+    dataset = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}.get(first.config.dataset)
+    ax.set_title(f"MLP on {dataset}: mean and range of {len(results)} seeds")
     ax.legend()
     return ax
 
