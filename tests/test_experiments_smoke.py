@@ -117,9 +117,6 @@ def test_seed_configs_vary_the_seed_field_each_config_has():
     assert [(c.seed, c.steps) for c in one] == [(3, 7), (4, 7)]
     many = experiments.seed_configs(santurkar_noisy_bn.Config(), (2,))
     assert [c.seeds for c in many] == [(2,)]
-    assert santurkar_mlp.seed_configs() == experiments.seed_configs(
-        santurkar_mlp.Config(), santurkar_mlp.SEEDS
-    )
 
     @dataclasses.dataclass(frozen=True)
     class NoSeed:

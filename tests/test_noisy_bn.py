@@ -178,6 +178,7 @@ def test_experiment_rejects_unknown_variant():
 
 def test_seeds_run_apart_and_combined_equal_one_run_over_all_seeds():
     from bnguide.experiments import santurkar_noisy_bn as exp
+    from bnguide.experiments import seed_configs
 
     cfg = exp.Config(
         hidden=(8, 8),
@@ -191,7 +192,7 @@ def test_seeds_run_apart_and_combined_equal_one_run_over_all_seeds():
         seeds=(0, 1),
     )
     together = exp.run(cfg)
-    apart = exp.combine(exp.run(c) for c in exp.seed_configs(cfg, seeds=(0, 1)))
+    apart = exp.combine(exp.run(c) for c in seed_configs(cfg, (0, 1)))
     assert apart.config == together.config
     for field in ("train_accuracy", "shift", "drift", "units"):
         for v in cfg.variants:

@@ -19,6 +19,7 @@ from bnguide.experiments import santurkar_deep_linear as dln
 from bnguide.experiments import santurkar_learning_rate as lrx
 from bnguide.experiments import santurkar_mlp as mlp
 from bnguide.experiments import santurkar_noisy_bn as nb
+from bnguide.experiments import seed_configs
 
 SEEDS = (0, 1)
 NARROW = (32,) * 12  # the book's depth at half its width
@@ -43,7 +44,7 @@ def noisy():
         hidden=NARROW, variants=("none", "batch", "noisy-batch"), steps=400, n_eval=500,
         snapshot_every=100, n_probe=128,
     )  # fmt: skip
-    return nb.combine(nb.run(c) for c in nb.seed_configs(cfg, SEEDS))
+    return nb.combine(nb.run(c) for c in seed_configs(cfg, SEEDS))
 
 
 def test_noisy_bn_trains_faster_than_standard_early(noisy):
@@ -79,7 +80,7 @@ def test_noisy_bn_training_mode_accuracy_is_recorded_with_the_noise_on(noisy):
 def mlps():
     cfg = mlp.Config(variants=("none", "batch"), steps=350, probe_every=50, eval_every=50)
     cfg = dataclasses.replace(cfg, n_eval=500, n_test=200, step_multipliers=(0.5, 2.0, 4.0))
-    return [mlp.run(c) for c in mlp.seed_configs(cfg, SEEDS)]
+    return [mlp.run(c) for c in seed_configs(cfg, SEEDS)]
 
 
 def test_mlp_loss_band_is_narrower_with_bn(mlps):
@@ -122,7 +123,7 @@ def test_fig1_at_5x_the_learning_rate_bn_trains_and_the_standard_net_fails():
     (one of the book's seeds ends near the 30% line under some float kernels, so the page
     asserts "reproduced or partly", and so does this test)."""
     cfg = lrx.Config(hidden=NARROW, lrs=(0.5,), steps=200, n_eval=500)
-    results = [lrx.run(c) for c in lrx.seed_configs(cfg, SEEDS)]
+    results = [lrx.run(c) for c in seed_configs(cfg, SEEDS)]
     assert verdict("fig1-standard-fails", lrx.final_accuracy(results, "none", 0.5)) in (
         "reproduced",
         "partly",

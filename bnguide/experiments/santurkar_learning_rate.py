@@ -22,7 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bnguide.data import load_data
-from bnguide.experiments import seed_configs as configs_per_seed
+from bnguide.experiments import seed_configs
 from bnguide.experiments.santurkar_noisy_bn import FAIL_ACCURACY
 from bnguide.training import santurkar
 
@@ -41,7 +41,6 @@ __all__ = [
     "final_accuracy",
     "key",
     "run",
-    "seed_configs",
 ]
 
 SEEDS = (0, 1, 2)
@@ -175,11 +174,6 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     return Result(config=config, eval_steps=eval_steps, **out)
 
 
-def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed (:data:`SEEDS`); see :func:`bnguide.experiments.seed_configs`."""
-    return configs_per_seed(config, seeds)
-
-
 def final_accuracy(results, norm: str, lr: float) -> np.ndarray:
     """Per seed, the training-mode accuracy (%) over the last ``eval_every`` steps.
 
@@ -200,7 +194,7 @@ def final_accuracy(results, norm: str, lr: float) -> np.ndarray:
 def _book():
     from bnguide.cache import cached_runs
 
-    return cached_runs(run, seed_configs())
+    return cached_runs(run, seed_configs(Config(), SEEDS))
 
 
 def _claims():

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bnguide.data import load_data
-from bnguide.experiments import seed_configs as configs_per_seed
+from bnguide.experiments import seed_configs
 from bnguide.ics import gradient_shift
 from bnguide.landscape import band_statistics, functional_loss, probe_gradient_direction
 from bnguide.training import santurkar
@@ -60,7 +60,6 @@ __all__ = [
     "layer_medians",
     "lp_closer_to_bn",
     "run",
-    "seed_configs",
 ]
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -263,11 +262,6 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     )
 
 
-def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed (:data:`SEEDS`); see :func:`bnguide.experiments.seed_configs`."""
-    return configs_per_seed(config, seeds)
-
-
 def layer_medians(results, variant: str, field: str = "ics_cos") -> np.ndarray:
     """Each seed's median over the probed steps of a per-layer measurement.
 
@@ -421,7 +415,7 @@ def lp_closer_to_bn(results, norm: str, step: int = LP_STEP) -> np.ndarray:
 def _book():
     from bnguide.cache import cached_runs
 
-    return cached_runs(run, seed_configs())
+    return cached_runs(run, seed_configs(Config(), SEEDS))
 
 
 def _measure(fn):

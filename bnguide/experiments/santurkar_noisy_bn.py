@@ -27,7 +27,7 @@ import torch
 from tqdm.auto import tqdm
 
 from bnguide.data import load_data
-from bnguide.experiments import seed_configs as configs_per_seed
+from bnguide.experiments import seed_configs
 from bnguide.ics import distribution_shift
 from bnguide.training import santurkar
 
@@ -50,7 +50,6 @@ __all__ = [
     "combine",
     "noise_cost",
     "run",
-    "seed_configs",
 ]
 
 SEEDS = (0, 1, 2, 3, 4)
@@ -224,18 +223,13 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     return Result(config=config, eval_steps=eval_steps, snapshot_steps=snap_steps, **out)
 
 
-def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed (:data:`SEEDS`); see :func:`bnguide.experiments.seed_configs`."""
-    return configs_per_seed(config, seeds)
-
-
 def combine(results) -> Result:
     """One Result from runs that differ only in their seeds, stacked along the seed axis.
 
     Parameters
     ----------
     results : sequence of Result
-        For example one per config of :func:`seed_configs`.
+        For example one per config of :func:`bnguide.experiments.seed_configs`.
 
     Returns
     -------
@@ -342,7 +336,7 @@ EARLY_STEPS = (100, 200, 300, 400)
 def _book() -> Result:
     from bnguide.cache import cached_runs
 
-    return combine(cached_runs(run, seed_configs()))
+    return combine(cached_runs(run, seed_configs(Config(), SEEDS)))
 
 
 def _measure(fn):
