@@ -78,7 +78,10 @@ def test_noisy_bn_training_mode_accuracy_is_recorded_with_the_noise_on(noisy):
 
 @pytest.fixture(scope="module")
 def mlps():
-    cfg = mlp.Config(variants=("none", "batch"), steps=350, probe_every=50, eval_every=50)
+    # 600 steps probed every 100: a median over 350 steps (probes every 50) leans on the early
+    # plateau, where cos(G, G') is near 1; layer 5's larger cos came within 0.01 of the 0.8 line
+    # on seed 0 under the AVX2 kernels (over 600 steps: 0.68, 0.70 default, 0.53 AVX-512)
+    cfg = mlp.Config(variants=("none", "batch"), steps=600, probe_every=100, eval_every=50)
     cfg = dataclasses.replace(cfg, n_eval=500, n_test=200, step_multipliers=(0.5, 2.0, 4.0))
     return [mlp.run(c) for c in seed_configs(cfg, SEEDS)]
 
