@@ -335,9 +335,9 @@ def plot_landscape_medians(summaries: dict, *, ax=None, title=None):
         :func:`bnguide.experiments.santurkar_mlp.landscape_summary` (``"loss_band"``,
         ``"grad_envelope"``, ...).
     ax : matplotlib.axes.Axes, optional
-        Where to draw; by default a new figure.
+        The panel to draw the bars on (a new figure if left out).
     title : str, optional
-        Title of the Axes.
+        Replaces the default title, "Landscape along the gradient".
 
     Returns
     -------
