@@ -36,11 +36,13 @@ __all__ = [
     "DATASETS",
     "DataUnavailableError",
     "CorruptFileError",
+    "Data",
     "Dataset",
     "class_names",
     "fetch",
     "load",
     "load_arrays",
+    "load_data",
     "load_downsampled",
     "parse_idx",
 ]
@@ -401,6 +403,59 @@ def load(
     x = x.reshape(len(x), -1) if flatten else x.unsqueeze(1)  # (N, 784) or (N, 1, 28, 28)
     y = torch.from_numpy(labels.astype(np.int64))  # (N,)
     return x.to(device=device, dtype=dtype), y.to(device=device)
+
+
+@dataclass(frozen=True)
+class Data:
+    """Flattened train and test tensors, all on one device.
+
+    Shape
+    -----
+    ``x_train (N, D)``, ``y_train (N,)``, ``x_test (N_test, D)``, ``y_test (N_test,)``.
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.x_train.device
+
+
+def load_data(
+    name: str = "mnist",
+    *,
+    standardize: bool = False,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    device: str | torch.device = "cpu",
+) -> Data:
+    """Both splits of MNIST or Fashion-MNIST, flattened to 784 features, as a :class:`Data`.
+
+    What the MLP experiments train on: :func:`bnguide.training.train_variants` (pixels in
+    [0, 1]) and the Santurkar et al. replications (standardized, first images only).
+
+    Parameters
+    ----------
+    name : {"mnist", "fashion-mnist"}
+    standardize : bool
+        As for :func:`load`: both splits with the training set's pixel mean and std.
+    n_train, n_test : int, optional
+        Keep only the first training / test images (None: all 60,000 / 10,000).
+    device : str or torch.device
+        Where the tensors go.
+
+    Returns
+    -------
+    Data
+        ``(N, 784)`` float32 images, int64 labels.
+    """
+    kw = dict(flatten=True, standardize=standardize, device=device)
+    x_train, y_train = load(name, "train", limit=n_train, **kw)
+    x_test, y_test = load(name, "test", limit=n_test, **kw)
+    return Data(x_train, y_train, x_test, y_test)
 
 
 def class_names(name: str) -> tuple[str, ...]:

@@ -78,6 +78,20 @@ def test_standardize_uses_training_statistics():
     assert abs(float(x_test.mean())) > 1e-4  # the test set is shifted by the train constants
 
 
+@needs_local
+def test_load_data_gives_both_splits_flattened_with_the_same_options():
+    d = data.load_data("mnist", standardize=True, n_train=50, n_test=20)
+    assert d.x_train.shape == (50, 784) and d.x_test.shape == (20, 784)
+    assert d.y_train.shape == (50,) and d.y_test.dtype == torch.int64
+    x, y = data.load("mnist", "test", flatten=True, standardize=True, limit=20)
+    assert torch.equal(d.x_test, x) and torch.equal(d.y_test, y)
+    plain = data.load_data("mnist", n_train=5, n_test=5)  # pixels in [0, 1]
+    assert 0.0 <= float(plain.x_train.min()) and float(plain.x_train.max()) <= 1.0
+    assert plain.device == torch.device("cpu")
+    with pytest.raises(ValueError, match="limit must be a positive"):
+        data.load_data("mnist", n_test=0)
+
+
 def test_unknown_dataset_lists_the_known_ones():
     expected = "Unknown dataset 'cifar10'. Known datasets: 'mnist', 'fashion-mnist'"
     with pytest.raises(ValueError, match=expected):

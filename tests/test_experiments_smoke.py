@@ -108,3 +108,19 @@ def test_the_comparison_can_fail():
     assert not _same({"a": np.zeros(2)}, {"a": np.array([0.0, 1e-12])})
     assert not _same((1, 2), [1, 2])
     assert not _same(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+
+
+def test_seed_configs_vary_the_seed_field_each_config_has():
+    from bnguide.experiments import santurkar_mlp, santurkar_noisy_bn
+
+    one = experiments.seed_configs(santurkar_mlp.Config(steps=7), (3, 4))
+    assert [(c.seed, c.steps) for c in one] == [(3, 7), (4, 7)]
+    many = experiments.seed_configs(santurkar_noisy_bn.Config(), (2,))
+    assert [c.seeds for c in many] == [(2,)]
+
+    @dataclasses.dataclass(frozen=True)
+    class NoSeed:
+        steps: int = 1
+
+    with pytest.raises(ValueError, match="no field 'seed' or 'seeds'"):
+        experiments.seed_configs(NoSeed(), (0,))

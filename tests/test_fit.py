@@ -1,5 +1,6 @@
 """Tests for bnguide.training.fit: the in-memory training loop and evaluation."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -202,7 +203,7 @@ def test_the_santurkar_loop_is_the_one_loop_with_hooks():
         new_net, x, y, steps=12, lr=0.1, batch_size=16, seed=4, eval_every=4,
         eval_data=(x, y), probe_steps=(0, 7), probe=probe,
     )  # fmt: skip
-    assert log.steps == [step for step, _ in records] == [0, 4, 8, 12]
+    assert log.steps.tolist() == [step for step, _ in records] == [0, 4, 8, 12]
     for (s1, g1), (s2, g2) in zip(probes, seen_grads, strict=True):
         assert s1 == s2 and all(torch.equal(a, b) for a, b in zip(g1, g2, strict=True))
     for a, b in zip(ref_net.state_dict().values(), new_net.state_dict().values(), strict=True):
@@ -216,3 +217,25 @@ def test_before_update_can_stop_training():
     losses = train(model, x, y, batch_size=8, steps=5, lr=0.1, before_update=lambda *a: True)
     assert len(losses) == 0
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_the_santurkar_loop_logs_one_run_and_where_it_diverged():
+    from bnguide.training import santurkar
+
+    x, y = torch.randn(64, 784), torch.randint(0, 10, (64,))
+    net = santurkar.glorot_mlp("l2", hidden=(8,))
+    log = santurkar.train(
+        net, x, y, steps=6, lr=0.1, batch_size=16, eval_every=3, eval_data=(x, y),
+        test_data=(x[:8], y[:8]), name="l2",
+    )  # fmt: skip
+    assert log.names == ("l2",) and log.steps.tolist() == [0, 3, 6]
+    for field in ("train_accuracy", "batch_accuracy", "test_accuracy", "train_loss"):
+        assert getattr(log, field).shape == (1, 1, 3), field
+    assert np.isnan(log.batch_accuracy[0, 0, 0]) and log.diverged_at.tolist() == [[-1]]
+    blown = santurkar.glorot_mlp("none", hidden=(8,))
+    log = santurkar.train(
+        blown, x * 1e30, y, steps=6, lr=1e10, batch_size=16, eval_every=3, eval_data=(x, y)
+    )
+    assert 0 <= log.diverged_at[0, 0] < 6 and log.test_accuracy is None
+    with pytest.raises(ValueError, match="Unknown normalizer 'bn'"):
+        santurkar.glorot_mlp("bn")

@@ -157,15 +157,15 @@ def test_experiment_runs_at_small_scale():
     cfg = _small_config()
     result = exp.run(cfg)
     assert list(result.train_accuracy) == list(exp.VARIANTS)
-    assert result.train_accuracy["bn"].shape == (1, 3)
-    assert result.units["noisy-bn"].shape == (1, 3, 32, 3)
-    assert result.shift["standard"].shape == (1, 2)
+    assert result.train_accuracy["batch"].shape == (1, 3)
+    assert result.units["noisy-batch"].shape == (1, 3, 32, 3)
+    assert result.shift["none"].shape == (1, 2)
     # at initialisation (beta = 0, gamma = 1) BN's layer inputs are standardized on the probe
     # batch; the noise moves them off
-    bn_units = torch.from_numpy(result.units["bn"][0, 0])  # (n_probe, units)
+    bn_units = torch.from_numpy(result.units["batch"][0, 0])  # (n_probe, units)
     torch.testing.assert_close(bn_units.mean(0), torch.zeros(3), atol=1e-5, rtol=0)
     torch.testing.assert_close(bn_units.std(0, unbiased=False), torch.ones(3), atol=1e-3, rtol=0)
-    noisy = torch.from_numpy(result.units["noisy-bn"][0, 0])
+    noisy = torch.from_numpy(result.units["noisy-batch"][0, 0])
     assert float(noisy.mean(0).abs().max()) > 1e-3
 
 
@@ -173,15 +173,16 @@ def test_experiment_rejects_unknown_variant():
     from bnguide.experiments import santurkar_noisy_bn as exp
 
     with pytest.raises(ValueError, match="Unknown variants"):
-        exp.run(exp.Config(variants=("standard", "gn")))
+        exp.run(exp.Config(variants=("none", "gn")))
 
 
 def test_seeds_run_apart_and_combined_equal_one_run_over_all_seeds():
     from bnguide.experiments import santurkar_noisy_bn as exp
+    from bnguide.experiments import seed_configs
 
     cfg = _small_config(seeds=(0, 1))
     together = exp.run(cfg)
-    apart = exp.combine(exp.run(c) for c in exp.seed_configs(cfg, seeds=(0, 1)))
+    apart = exp.combine(exp.run(c) for c in seed_configs(cfg, (0, 1)))
     assert apart.config == together.config
     for field in ("train_accuracy", "shift", "drift", "units"):
         for v in cfg.variants:

@@ -3,7 +3,9 @@
 Each test runs an experiment for a few hundred steps on 2 seeds and checks the direction of a
 main claim with the claim's own criterion (:mod:`bnguide.claims`), so that a regression shows
 up here and not only in the book build (chapters *Why BN works: internal covariate shift* and
-*... a smoother landscape*). The book's scale and seeds are checked by the chapters.
+*... a smoother landscape*). The book's scale and seeds are checked by the chapters. The noisy-BN
+and Figure 1 runs use 12 layers of 32 units instead of 64 (the directions and margins were
+checked on seeds 0-3 under the default, AVX2 and AVX-512 kernels).
 """
 
 import dataclasses
@@ -17,8 +19,10 @@ from bnguide.experiments import santurkar_deep_linear as dln
 from bnguide.experiments import santurkar_learning_rate as lrx
 from bnguide.experiments import santurkar_mlp as mlp
 from bnguide.experiments import santurkar_noisy_bn as nb
+from bnguide.experiments import seed_configs
 
 SEEDS = (0, 1)
+NARROW = (32,) * 12  # the book's depth at half its width
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,13 +40,16 @@ def verdict(claim_id: str, values) -> str:
 
 @pytest.fixture(scope="module")
 def noisy():
-    cfg = nb.Config(steps=400, n_eval=1000, snapshot_every=100, n_probe=256)
-    return nb.combine(nb.run(c) for c in nb.seed_configs(cfg, SEEDS))
+    cfg = nb.Config(
+        hidden=NARROW, variants=("none", "batch", "noisy-batch"), steps=400, n_eval=500,
+        snapshot_every=100, n_probe=128,
+    )  # fmt: skip
+    return nb.combine(nb.run(c) for c in seed_configs(cfg, SEEDS))
 
 
 def test_noisy_bn_trains_faster_than_standard_early(noisy):
-    values = nb.accuracy(noisy, "noisy-bn", nb.EARLY_STEPS) - nb.accuracy(
-        noisy, "standard", nb.EARLY_STEPS
+    values = nb.accuracy(noisy, "noisy-batch", nb.EARLY_STEPS) - nb.accuracy(
+        noisy, "none", nb.EARLY_STEPS
     )
     assert verdict("noisy-bn-vs-standard-early", values) == "reproduced", values
 
@@ -52,28 +59,31 @@ def test_bn_moves_layer_inputs_least(noisy):
     # several times more (whether noisy BN's move more than the standard net's depends on the
     # stage of training: the book states it over 1,500 steps, on most seeds)
     shift = {v: s.mean(1) for v, s in noisy.shift.items()}  # (seeds,)
-    assert (shift["standard"] > 2 * shift["bn"]).all(), shift
-    assert (shift["noisy-bn"] > 2 * shift["bn"]).all(), shift
+    assert (shift["none"] > 2 * shift["batch"]).all(), shift
+    assert (shift["noisy-batch"] > 2 * shift["batch"]).all(), shift
 
 
 def test_noisy_bn_training_mode_accuracy_is_recorded_with_the_noise_on(noisy):
     # step 0 has no mini-batch yet; the training-mode accuracy of noisy BN is below its
     # eval-mode accuracy at the end (the noise is on in training mode only)
-    assert np.isnan(noisy.batch_accuracy["bn"][:, 0]).all()
-    end_train = nb.accuracy(noisy, "noisy-bn", "end")
-    end_eval = nb.accuracy(noisy, "noisy-bn", "end", field="train_accuracy")
+    assert np.isnan(noisy.batch_accuracy["batch"][:, 0]).all()
+    end_train = nb.accuracy(noisy, "noisy-batch", "end")
+    end_eval = nb.accuracy(noisy, "noisy-batch", "end", field="train_accuracy")
     assert end_train.shape == end_eval.shape == (len(SEEDS),)
     with pytest.raises(ValueError, match="were not evaluated"):
-        nb.accuracy(noisy, "bn", 150)
+        nb.accuracy(noisy, "batch", 150)
     with pytest.raises(ValueError, match="field must be"):
-        nb.accuracy(noisy, "bn", "end", field="test_accuracy")
+        nb.accuracy(noisy, "batch", "end", field="test_accuracy")
 
 
 @pytest.fixture(scope="module")
 def mlps():
-    cfg = mlp.Config(variants=("none", "bn"), steps=350, probe_every=50, eval_every=50)
-    cfg = dataclasses.replace(cfg, n_eval=1000, n_test=500, step_multipliers=(0.5, 2.0, 4.0))
-    return [mlp.run(c) for c in mlp.seed_configs(cfg, SEEDS)]
+    # 600 steps probed every 100: a median over 350 steps (probes every 50) leans on the early
+    # plateau, where cos(G, G') is near 1; layer 5's larger cos came within 0.01 of the 0.8 line
+    # on seed 0 under the AVX2 kernels (over 600 steps: 0.68, 0.70 default, 0.53 AVX-512)
+    cfg = mlp.Config(variants=("none", "batch"), steps=600, probe_every=100, eval_every=50)
+    cfg = dataclasses.replace(cfg, n_eval=500, n_test=200, step_multipliers=(0.5, 2.0, 4.0))
+    return [mlp.run(c) for c in seed_configs(cfg, SEEDS)]
 
 
 def test_mlp_loss_band_is_narrower_with_bn(mlps):
@@ -83,7 +93,7 @@ def test_mlp_loss_band_is_narrower_with_bn(mlps):
 
 def test_mlp_raw_gradient_shift_is_larger_with_bn_at_layer_5(mlps):
     l2 = mlp.layer5(mlps, "ics_l2")
-    assert verdict("ics-layer5-l2", l2["bn"] - l2["none"]) == "reproduced", l2
+    assert verdict("ics-layer5-l2", l2["batch"] - l2["none"]) == "reproduced", l2
 
 
 def test_mlp_gradient_shift_is_not_removed_by_bn(mlps):
@@ -112,16 +122,16 @@ def test_dln_deep_layer_window_is_a_config_field():
 
 
 def test_fig1_at_5x_the_learning_rate_bn_trains_and_the_standard_net_fails():
-    """As why/smoothness states it, over the experiment's seeds: BN trains on every seed; the
-    standard net fails on most (one seed ends near the 30% line under some float kernels, so
-    the page asserts "reproduced or partly", and so does this test)."""
-    cfg = lrx.Config(lrs=(0.5,), steps=200, n_eval=500)
-    results = [lrx.run(c) for c in lrx.seed_configs(cfg, lrx.SEEDS)]
+    """As why/smoothness states it: BN trains on every seed; the standard net fails on most
+    (one of the book's seeds ends near the 30% line under some float kernels, so the page
+    asserts "reproduced or partly", and so does this test)."""
+    cfg = lrx.Config(hidden=NARROW, lrs=(0.5,), steps=200, n_eval=500)
+    results = [lrx.run(c) for c in seed_configs(cfg, SEEDS)]
     assert verdict("fig1-standard-fails", lrx.final_accuracy(results, "none", 0.5)) in (
         "reproduced",
         "partly",
     )
-    assert verdict("fig1-bn-trains", lrx.final_accuracy(results, "bn", 0.5)) == "reproduced"
+    assert verdict("fig1-bn-trains", lrx.final_accuracy(results, "batch", 0.5)) == "reproduced"
 
 
 def test_fig1_rejects_bad_configs():

@@ -31,9 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bnguide.data import load_data
 from bnguide.experiments import ioffe_mnist
 from bnguide.models import build_mlp, draw_weights, load_weights_
-from bnguide.training.variants import BATCH_SEED_OFFSET, evaluation_steps, load_data
+from bnguide.training.variants import BATCH_SEED_OFFSET, evaluation_steps
 
 __all__ = ["main", "plain_loop", "time_fast", "time_plain"]
 

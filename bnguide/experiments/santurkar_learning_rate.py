@@ -15,16 +15,16 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
+from bnguide.data import load_data
+from bnguide.experiments import seed_configs
 from bnguide.experiments.santurkar_noisy_bn import FAIL_ACCURACY
-from bnguide.training import santurkar as _santurkar
+from bnguide.training import santurkar
 
 NAME = "santurkar-learning-rate"
 DESCRIPTION = (
@@ -41,7 +41,6 @@ __all__ = [
     "final_accuracy",
     "key",
     "run",
-    "seed_configs",
 ]
 
 SEEDS = (0, 1, 2)
@@ -50,8 +49,8 @@ SEEDS = (0, 1, 2)
 PAPER_STEPS = (1000, 5000, 15000)
 PAPER_ACCURACY = {
     ("none", 0.1): (51, 77, 80),
-    ("bn", 0.1): (76, 81, 83),
-    ("bn", 0.5): (52, 78, 80),
+    ("batch", 0.1): (76, 81, 83),
+    ("batch", 0.5): (52, 78, 80),
     ("none", 0.5): (10, 10, 10),
 }
 """Santurkar et al. (2018), Figure 1 (VGG, CIFAR-10): test accuracy (%) at :data:`PAPER_STEPS`
@@ -69,7 +68,7 @@ def key(norm: str, lr: float) -> str:
     Returns
     -------
     str
-        For example ``"bn@0.5"``.
+        For example ``"batch@0.5"``.
     """
     return f"{norm}@{lr:g}"
 
@@ -83,7 +82,7 @@ class Config:
     dataset : str
     hidden : tuple of int
     norms : tuple of str
-        ``"none"`` and ``"bn"``.
+        ``"none"`` and ``"batch"``.
     lrs : tuple of float
         The paper's 0.1 and 5x that.
     batch_size, steps : int
@@ -95,7 +94,7 @@ class Config:
 
     dataset: str = "fashion-mnist"
     hidden: tuple[int, ...] = (64,) * 12
-    norms: tuple[str, ...] = ("none", "bn")
+    norms: tuple[str, ...] = ("none", "batch")
     lrs: tuple[float, ...] = (0.1, 0.5)
     batch_size: int = 128
     steps: int = 500
@@ -143,54 +142,36 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     Result
     """
     for norm in config.norms:
-        if norm not in ("none", "bn"):
-            raise ValueError(f"norms must be 'none' or 'bn', got {norm!r}.")
+        if norm not in ("none", "batch"):
+            raise ValueError(f"norms must be 'none' or 'batch', got {norm!r}.")
     if not all(lr > 0 for lr in config.lrs):
         raise ValueError(f"learning rates must be positive, got {config.lrs}.")
-    x, y, x_eval, y_eval = _santurkar.load_data(config.dataset, None, config.n_eval)
+    data = load_data(config.dataset, standardize=True)
     eval_steps = np.arange(0, config.steps + 1, config.eval_every)
     out = {k: {} for k in ("train_accuracy", "batch_accuracy", "diverged_at", "ms_per_step")}
     jobs = [(n, lr) for lr in config.lrs for n in config.norms]
     for norm, lr in tqdm(jobs, disable=not progress, desc=NAME):
         start = time.perf_counter()
-        torch.manual_seed(config.seed)
-        net = _santurkar.build_mlp(norm, hidden=config.hidden, seed=config.seed)
-        log = _santurkar.train(
-            net,
-            x,
-            y,
-            steps=config.steps,
-            lr=lr,
-            batch_size=config.batch_size,
+        _, log = santurkar.train_mlp(
+            norm,
+            data,
             seed=config.seed,
+            lr=lr,
+            steps=config.steps,
+            hidden=config.hidden,
+            batch_size=config.batch_size,
             eval_every=config.eval_every,
-            eval_data=(x_eval, y_eval),
+            n_eval=config.n_eval,
         )
         k, n = key(norm, lr), len(log.steps)
         chance = np.full(len(eval_steps) - n, 0.1)
-        out["train_accuracy"][k] = np.concatenate([log.train_accuracy, chance])
-        out["batch_accuracy"][k] = np.concatenate([log.batch_accuracy, chance])
-        out["diverged_at"][k] = -1 if log.diverged_at is None else int(log.diverged_at)
-        done = config.steps if log.diverged_at is None else max(log.diverged_at, 1)
+        out["train_accuracy"][k] = np.concatenate([log.train_accuracy[0, 0], chance])
+        out["batch_accuracy"][k] = np.concatenate([log.batch_accuracy[0, 0], chance])
+        diverged_at = int(log.diverged_at[0, 0])
+        out["diverged_at"][k] = diverged_at
+        done = config.steps if diverged_at < 0 else max(diverged_at, 1)
         out["ms_per_step"][k] = 1e3 * (time.perf_counter() - start) / done
     return Result(config=config, eval_steps=eval_steps, **out)
-
-
-def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed, for :func:`bnguide.cache.cached_runs`.
-
-    Parameters
-    ----------
-    config : Config, optional
-        Every setting but the seed.
-    seeds : sequence of int, optional
-        By default :data:`SEEDS`.
-
-    Returns
-    -------
-    list of Config
-    """
-    return [dataclasses.replace(config, seed=int(s)) for s in seeds]
 
 
 def final_accuracy(results, norm: str, lr: float) -> np.ndarray:
@@ -213,7 +194,7 @@ def final_accuracy(results, norm: str, lr: float) -> np.ndarray:
 def _book():
     from bnguide.cache import cached_runs
 
-    return cached_runs(run, seed_configs())
+    return cached_runs(run, seed_configs(Config(), SEEDS))
 
 
 def _claims():
@@ -237,9 +218,9 @@ def _claims():
         Claim(
             id="fig1-bn-trains",
             statement=f"At learning rate {hi:g} the BN network trains.",
-            paper_value=f"{p[('bn', hi)][0]}% at {PAPER_STEPS[0]:,} steps, "
-            f"{p[('bn', hi)][-1]}% at {PAPER_STEPS[-1]:,}",
-            measure=lambda: final_accuracy(_book(), "bn", hi),
+            paper_value=f"{p[('batch', hi)][0]}% at {PAPER_STEPS[0]:,} steps, "
+            f"{p[('batch', hi)][-1]}% at {PAPER_STEPS[-1]:,}",
+            measure=lambda: final_accuracy(_book(), "batch", hi),
             criterion=Direction(">", 50.0, f"BN at lr {hi:g}, training accuracy (%) at the end"),
             **common,
         ),

@@ -23,7 +23,6 @@ Examples
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -32,9 +31,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from bnguide.data import load_data
+from bnguide.experiments import seed_configs
 from bnguide.ics import gradient_shift
 from bnguide.landscape import band_statistics, functional_loss, probe_gradient_direction
-from bnguide.training import santurkar as _santurkar
+from bnguide.training import santurkar
 
 NAME = "santurkar-mlp"
 DESCRIPTION = (
@@ -59,25 +60,24 @@ __all__ = [
     "layer_medians",
     "lp_closer_to_bn",
     "run",
-    "seed_configs",
 ]
 
 SEEDS = (0, 1, 2, 3, 4)
 """The seeds over which the book states every claim of this experiment (one result per seed)."""
 
-PAPER_LAYER5 = {"cos": {"none": 0.56, "bn": 0.52}, "l2": {"none": 0.73, "bn": 0.87}}
+PAPER_LAYER5 = {"cos": {"none": 0.56, "batch": 0.52}, "l2": {"none": 0.73, "batch": 0.87}}
 """Santurkar et al. (2018), VGG on CIFAR-10 at lr 0.1, layer 5: median ``cos(G, G')`` and
 ``||G - G'||`` without (``"none"``) and with BN (the paper's Definition 2.1 measurement)."""
 
 PAPER_LANDSCAPE = {
-    "loss_band": {"none": 1.59, "bn": 0.22},
-    "grad_envelope": {"none": 69.5, "bn": 25.9},
+    "loss_band": {"none": 1.59, "batch": 0.22},
+    "grad_envelope": {"none": 69.5, "batch": 25.9},
 }
 """Santurkar et al. (2018), Figure 4 (VGG): median loss-band width over steps 250-10k and median
 gradient-predictiveness envelope over steps 250-5k, without and with BN. The effective beta is
 not a number there: about 45 against 17-20 early, both about 20 after 4k steps."""
 
-PAPER_LP_ACCURACY = {"none": 50, "bn": 80, "l1": 80, "l2": 79, "linf": 79}
+PAPER_LP_ACCURACY = {"none": 50, "batch": 80, "l1": 80, "l2": 79, "linf": 79}
 """Santurkar et al. (2018), Figure 5: VGG training accuracy (%) at step 1,000 per normalization."""
 
 
@@ -92,7 +92,7 @@ class Config:
     hidden : tuple of int
         Hidden widths of the ReLU MLP.
     variants : tuple of str
-        Norms to train (``"none"``, ``"bn"``, ``"l1"``, ``"l2"``, ``"linf"``).
+        Norms to train (kinds of :data:`bnguide.norms.registry.SANTURKAR_KINDS`).
     lr, batch_size, steps : float, int, int
         Plain SGD, the same for every variant.
     probe_every : int
@@ -112,7 +112,7 @@ class Config:
 
     dataset: str = "fashion-mnist"
     hidden: tuple[int, ...] = (64,) * 12
-    variants: tuple[str, ...] = ("none", "bn", "l1", "l2", "linf")
+    variants: tuple[str, ...] = ("none", "batch", "l1", "l2", "linf")
     lr: float = 0.1
     batch_size: int = 128
     steps: int = 1000
@@ -184,8 +184,7 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     Result
         Accuracies, landscape probes and gradient shifts per variant.
     """
-    x, y, x_eval, y_eval = _santurkar.load_data(config.dataset, config.n_train, config.n_eval)
-    test = _santurkar.load_test(config.dataset, config.n_test)
+    data = load_data(config.dataset, standardize=True, n_train=config.n_train, n_test=config.n_test)
     etas = torch.tensor(config.step_multipliers, dtype=torch.float64) * config.lr
     probe_steps = np.arange(0, config.steps, config.probe_every)
     per_variant = (
@@ -204,47 +203,48 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     eval_steps = None
     for norm in tqdm(config.variants, disable=not progress, desc=NAME):
         start = time.perf_counter()
-        torch.manual_seed(config.seed)
-        net = _santurkar.build_mlp(
-            norm, hidden=config.hidden, affine=config.affine, seed=config.seed
-        )
-        loss_fn = functional_loss(net, F.cross_entropy)
-        groups = _santurkar.layer_groups(net)
         rec = {k: [] for k in ("loss", "gn", "bl", "gd", "l2", "cos", "gl")}
 
-        def probe(step, net, params, grads, xb, yb, loss_fn=loss_fn, groups=groups, rec=rec):
-            moved = probe_gradient_direction(loss_fn, params, etas, xb, yb)
-            new = {k: params[k] - config.lr * grads[k] for k in params}
-            l2, cos = gradient_shift(loss_fn, params, new, groups, xb, yb, grads=grads)
-            rec["loss"].append(moved.loss)
-            rec["gn"].append(moved.grad_norm)
-            rec["bl"].append(moved.losses.numpy())
-            rec["gd"].append(moved.grad_diffs.numpy())
-            rec["l2"].append(l2.numpy())
-            rec["cos"].append(cos.numpy())
-            rec["gl"].append(np.array([float(grads[w].norm()) for w, _ in groups]))
+        def make_probe(net, rec=rec):
+            loss_fn = functional_loss(net, F.cross_entropy)
+            groups = santurkar.layer_groups(net)
 
-        log = _santurkar.train(
-            net,
-            x,
-            y,
-            steps=config.steps,
-            lr=config.lr,
-            batch_size=config.batch_size,
+            def probe(step, net, params, grads, xb, yb):
+                moved = probe_gradient_direction(loss_fn, params, etas, xb, yb)
+                new = {k: params[k] - config.lr * grads[k] for k in params}
+                l2, cos = gradient_shift(loss_fn, params, new, groups, xb, yb, grads=grads)
+                rec["loss"].append(moved.loss)
+                rec["gn"].append(moved.grad_norm)
+                rec["bl"].append(moved.losses.numpy())
+                rec["gd"].append(moved.grad_diffs.numpy())
+                rec["l2"].append(l2.numpy())
+                rec["cos"].append(cos.numpy())
+                rec["gl"].append(np.array([float(grads[w].norm()) for w, _ in groups]))
+
+            return probe
+
+        _, log = santurkar.train_mlp(
+            norm,
+            data,
             seed=config.seed,
+            lr=config.lr,
+            steps=config.steps,
+            hidden=config.hidden,
+            batch_size=config.batch_size,
             eval_every=config.eval_every,
-            eval_data=(x_eval, y_eval),
-            test_data=test,
+            n_eval=config.n_eval,
+            affine=config.affine,
+            test=True,
             probe_steps=probe_steps,
-            probe=probe,
+            make_probe=make_probe,
         )
-        if log.diverged_at is not None:
+        if log.diverged_at[0, 0] >= 0:
             raise RuntimeError(
-                f"variant {norm!r} diverged at step {log.diverged_at}; lower Config.lr."
+                f"variant {norm!r} diverged at step {log.diverged_at[0, 0]}; lower Config.lr."
             )
-        eval_steps = np.asarray(log.steps)
-        out["train_accuracy"][norm] = np.asarray(log.train_accuracy)
-        out["test_accuracy"][norm] = np.asarray(log.test_accuracy)
+        eval_steps = log.steps
+        out["train_accuracy"][norm] = log.train_accuracy[0, 0]
+        out["test_accuracy"][norm] = log.test_accuracy[0, 0]
         out["loss"][norm] = np.asarray(rec["loss"])
         out["grad_norm"][norm] = np.asarray(rec["gn"])
         out["band_losses"][norm] = np.stack(rec["bl"])
@@ -260,23 +260,6 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         step_sizes=etas.numpy(),
         **out,
     )
-
-
-def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed, for :func:`bnguide.cache.cached_runs`.
-
-    Parameters
-    ----------
-    config : Config, optional
-        Every setting but the seed.
-    seeds : sequence of int, optional
-        By default :data:`SEEDS`.
-
-    Returns
-    -------
-    list of Config
-    """
-    return [dataclasses.replace(config, seed=int(s)) for s in seeds]
 
 
 def layer_medians(results, variant: str, field: str = "ics_cos") -> np.ndarray:
@@ -355,12 +338,12 @@ def layer5(results, field: str = "ics_cos") -> dict:
     Returns
     -------
     dict
-        ``{"none": (S,), "bn": (S,)}``.
+        ``{"none": (S,), "batch": (S,)}``.
     """
-    return {v: layer_medians(results, v, field)[:, LAYER] for v in ("none", "bn")}
+    return {v: layer_medians(results, v, field)[:, LAYER] for v in ("none", "batch")}
 
 
-def landscape_ratio(results, key: str, variant: str = "bn") -> np.ndarray:
+def landscape_ratio(results, key: str, variant: str = "batch") -> np.ndarray:
     """Per seed, the standard network's Figure 4 statistic over ``variant``'s.
 
     Parameters
@@ -414,7 +397,7 @@ def lp_closer_to_bn(results, norm: str, step: int = LP_STEP) -> np.ndarray:
     Parameters
     ----------
     results : sequence of Result
-        One per seed, each with the ``"none"`` and ``"bn"`` variants.
+        One per seed, each with the ``"none"`` and ``"batch"`` variants.
     norm : str
     step : int, optional
         The evaluation step (by default :data:`LP_STEP`).
@@ -425,14 +408,14 @@ def lp_closer_to_bn(results, norm: str, step: int = LP_STEP) -> np.ndarray:
     """
     acc = accuracy_at(results, norm, step)
     return np.abs(acc - accuracy_at(results, "none", step)) - np.abs(
-        acc - accuracy_at(results, "bn", step)
+        acc - accuracy_at(results, "batch", step)
     )
 
 
 def _book():
     from bnguide.cache import cached_runs
 
-    return cached_runs(run, seed_configs())
+    return cached_runs(run, seed_configs(Config(), SEEDS))
 
 
 def _measure(fn):
@@ -451,8 +434,8 @@ def _claims():
         Claim(
             id="ics-layer5-cos",
             statement="With BN the gradient changes at least as much (cos(G, G') is lower).",
-            paper_value=f"median cos {p5['cos']['bn']} with BN vs {p5['cos']['none']} without",
-            measure=_measure(lambda r: (lambda c: c["bn"] - c["none"])(layer5(r))),
+            paper_value=f"median cos {p5['cos']['batch']} with BN vs {p5['cos']['none']} without",
+            measure=_measure(lambda r: (lambda c: c["batch"] - c["none"])(layer5(r))),
             criterion=Direction(
                 "<", 0.0, "layer-5 median cos(G, G'), BN minus standard", margin=0.02
             ),
@@ -463,7 +446,7 @@ def _claims():
         Claim(
             id="ics-layer5-cos-far-from-1",
             statement="BN does not remove the gradient shift: cos(G, G') is far from 1.",
-            paper_value=f"median cos {p5['cos']['bn']} with BN, {p5['cos']['none']} without",
+            paper_value=f"median cos {p5['cos']['batch']} with BN, {p5['cos']['none']} without",
             measure=_measure(lambda r: np.maximum(*layer5(r).values())),
             criterion=Direction("<", 0.8, "layer-5 median cos(G, G'), larger of the two nets"),
             **ics,
@@ -471,18 +454,18 @@ def _claims():
         Claim(
             id="ics-layer5-l2",
             statement="With BN the raw gradient change ||G - G'|| is larger.",
-            paper_value=f"median {p5['l2']['bn']} with BN vs {p5['l2']['none']} without",
-            measure=_measure(lambda r: (lambda c: c["bn"] - c["none"])(layer5(r, "ics_l2"))),
+            paper_value=f"median {p5['l2']['batch']} with BN vs {p5['l2']['none']} without",
+            measure=_measure(lambda r: (lambda c: c["batch"] - c["none"])(layer5(r, "ics_l2"))),
             criterion=Direction(">", 0.0, "layer-5 median ||G - G'||, BN minus standard"),
             **ics,
         ),
         Claim(
             id="ics-layer5-relative-l2",
             statement="With BN the gradient change is larger, relative to the gradient's size.",
-            paper_value=f"raw {p5['l2']['bn']} with BN vs {p5['l2']['none']} without "
+            paper_value=f"raw {p5['l2']['batch']} with BN vs {p5['l2']['none']} without "
             "(relative not reported)",
             measure=_measure(
-                lambda r: (lambda c: c["bn"] - c["none"])(layer5(r, "ics_relative_l2"))
+                lambda r: (lambda c: c["batch"] - c["none"])(layer5(r, "ics_relative_l2"))
             ),
             criterion=Direction(
                 ">", 0.0, "layer-5 median ||G - G'|| / ||G||, BN minus standard", margin=0.02
@@ -494,11 +477,11 @@ def _claims():
         Claim(
             id="landscape-loss-band",
             statement="The loss along the gradient varies much less with BN.",
-            paper_value=f"median band {pl['loss_band']['none']} vs {pl['loss_band']['bn']} "
-            f"({pl['loss_band']['none'] / pl['loss_band']['bn']:.1f}x)",
+            paper_value=f"median band {pl['loss_band']['none']} vs {pl['loss_band']['batch']} "
+            f"({pl['loss_band']['none'] / pl['loss_band']['batch']:.1f}x)",
             measure=_measure(lambda r: landscape_ratio(r, "loss_band")),
             criterion=Ratio(
-                pl["loss_band"]["none"] / pl["loss_band"]["bn"], 2.0, "standard / BN loss band"
+                pl["loss_band"]["none"] / pl["loss_band"]["batch"], 2.0, "standard / BN loss band"
             ),
             **land,
         ),
@@ -506,11 +489,11 @@ def _claims():
             id="landscape-grad-predictiveness",
             statement="The gradient is more predictive with BN (smaller gradient change).",
             paper_value=f"median envelope {pl['grad_envelope']['none']} vs "
-            f"{pl['grad_envelope']['bn']} "
-            f"({pl['grad_envelope']['none'] / pl['grad_envelope']['bn']:.1f}x)",
+            f"{pl['grad_envelope']['batch']} "
+            f"({pl['grad_envelope']['none'] / pl['grad_envelope']['batch']:.1f}x)",
             measure=_measure(lambda r: landscape_ratio(r, "grad_envelope")),
             criterion=Ratio(
-                pl["grad_envelope"]["none"] / pl["grad_envelope"]["bn"],
+                pl["grad_envelope"]["none"] / pl["grad_envelope"]["batch"],
                 2.0,
                 "standard / BN gradient envelope",
             ),
@@ -540,7 +523,8 @@ def _claims():
             Claim(
                 id=f"lp-{norm}-accuracy",
                 statement=f"{lab[norm]} normalization trains like BN.",
-                paper_value=f"{pa[norm]}% vs BN {pa['bn']}%, standard {pa['none']}% at 1,000 steps",
+                paper_value=f"{pa[norm]}% vs BN {pa['batch']}%, standard {pa['none']}% "
+                "at 1,000 steps",
                 measure=_measure(lambda r, norm=norm: lp_closer_to_bn(r, norm)),
                 criterion=Direction(
                     ">",

@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from bnguide.data import load_data
+from bnguide.experiments import seed_configs
 from bnguide.ics import distribution_shift
-from bnguide.training import santurkar as _santurkar
+from bnguide.training import santurkar
 
 NAME = "santurkar-noisy-bn"
 DESCRIPTION = (
@@ -48,23 +50,22 @@ __all__ = [
     "combine",
     "noise_cost",
     "run",
-    "seed_configs",
 ]
 
 SEEDS = (0, 1, 2, 3, 4)
 """The seeds over which the book states every claim of this experiment."""
 
 PAPER_STEPS = (1000, 2000, 5000)
-PAPER_ACCURACY = {"standard": (50, 72, 94), "bn": (80, 90, 98), "noisy-bn": (74, 86, 96)}
+PAPER_ACCURACY = {"none": (50, 72, 94), "batch": (80, 90, 98), "noisy-batch": (74, 86, 96)}
 """Santurkar et al. (2018), Figure 2 (VGG, CIFAR-10): training accuracy (%) at
 :data:`PAPER_STEPS`. The standard network with the same noise did not train."""
 
 # variant name -> (norm, noise)
 VARIANTS = {
-    "standard": ("none", False),
-    "bn": ("bn", False),
-    "noisy-bn": ("bn", True),
-    "standard+noise": ("none", True),
+    "none": ("none", False),
+    "batch": ("batch", False),
+    "noisy-batch": ("batch", True),
+    "none+noise": ("none", True),
 }
 
 
@@ -161,8 +162,8 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     unknown = [v for v in config.variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"Unknown variants {unknown}; use keys of VARIANTS: {list(VARIANTS)}.")
-    x, y, x_eval, y_eval = _santurkar.load_data(config.dataset, None, config.n_eval)
-    x_probe = x[-config.n_probe :]  # fixed images, never in the accuracy subset
+    data = load_data(config.dataset, standardize=True)
+    x_probe = data.x_train[-config.n_probe :]  # fixed images, never in the accuracy subset
     snap_steps = np.arange(0, config.steps + 1, config.snapshot_every)
     out = {k: {} for k in ("train_accuracy", "batch_accuracy", "shift", "drift", "units")}
     out["seconds"] = {}
@@ -174,37 +175,40 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     for variant, seed in tqdm(jobs, disable=not progress, desc=NAME):
         start = time.perf_counter()
         norm, noise = VARIANTS[variant]
-        torch.manual_seed(seed)  # the noise draws come from the global generator
-        net = _santurkar.build_mlp(norm, noise=noise, hidden=config.hidden, seed=seed)
         snaps = []
 
-        def probe(step, net, params, grads, xb, yb, snaps=snaps):
-            snaps.append(_santurkar.layer_inputs(net, x_probe, config.probe_layer))
+        def make_probe(net, snaps=snaps):
+            def probe(step, net, params, grads, xb, yb):
+                snaps.append(santurkar.layer_inputs(net, x_probe, config.probe_layer))
 
-        log = _santurkar.train(
-            net,
-            x,
-            y,
-            steps=config.steps,
-            lr=config.lr,
-            batch_size=config.batch_size,
+            return probe
+
+        net, log = santurkar.train_mlp(
+            norm,
+            data,
             seed=seed,
+            lr=config.lr,
+            steps=config.steps,
+            hidden=config.hidden,
+            batch_size=config.batch_size,
             eval_every=config.eval_every,
-            eval_data=(x_eval, y_eval),
+            n_eval=config.n_eval,
+            noise=noise,
             probe_steps=snap_steps[snap_steps < config.steps],
-            probe=probe,
+            make_probe=make_probe,
+            name=variant,
         )
-        if log.diverged_at is not None:
+        if log.diverged_at[0, 0] >= 0:
             raise RuntimeError(
-                f"{variant!r} (seed {seed}) diverged at step {log.diverged_at}; lower Config.lr."
+                f"{variant!r} (seed {seed}) diverged at step {log.diverged_at[0, 0]}; "
+                "lower Config.lr."
             )
-        acc = np.asarray(log.train_accuracy)
-        eval_steps = np.asarray(log.steps)
+        eval_steps = log.steps
         if snap_steps[-1] == config.steps:  # the probe runs before updates: add the last state
-            snaps.append(_santurkar.layer_inputs(net, x_probe, config.probe_layer))
+            snaps.append(santurkar.layer_inputs(net, x_probe, config.probe_layer))
         stack = torch.stack(snaps)  # (T, n_probe, width)
-        per[variant]["acc"].append(acc)
-        per[variant]["batch"].append(np.asarray(log.batch_accuracy))
+        per[variant]["acc"].append(log.train_accuracy[0, 0])
+        per[variant]["batch"].append(log.batch_accuracy[0, 0])
         per[variant]["shift"].append(distribution_shift(stack, relative=True).numpy())
         drift = distribution_shift(stack, reference="first", relative=True)
         per[variant]["drift"].append(drift.numpy())
@@ -219,30 +223,13 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     return Result(config=config, eval_steps=eval_steps, snapshot_steps=snap_steps, **out)
 
 
-def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed (``seeds=(s,)``), for :func:`bnguide.cache.cached_runs`.
-
-    Parameters
-    ----------
-    config : Config, optional
-        Every setting but the seeds.
-    seeds : sequence of int, optional
-        By default :data:`SEEDS`.
-
-    Returns
-    -------
-    list of Config
-    """
-    return [dataclasses.replace(config, seeds=(int(s),)) for s in seeds]
-
-
 def combine(results) -> Result:
     """One Result from runs that differ only in their seeds, stacked along the seed axis.
 
     Parameters
     ----------
     results : sequence of Result
-        For example one per config of :func:`seed_configs`.
+        For example one per config of :func:`bnguide.experiments.seed_configs`.
 
     Returns
     -------
@@ -336,10 +323,10 @@ def noise_cost(result: Result, field: str = "batch_accuracy") -> dict:
     Returns
     -------
     dict
-        ``{"standard": standard - standard+noise, "bn": BN - noisy BN}``, arrays (S,).
+        ``{"none": standard - standard+noise, "batch": BN - noisy BN}``, arrays (S,).
     """
     end = {v: accuracy(result, v, "end", field) for v in result.config.variants}
-    return {"standard": end["standard"] - end["standard+noise"], "bn": end["bn"] - end["noisy-bn"]}
+    return {"none": end["none"] - end["none+noise"], "batch": end["batch"] - end["noisy-batch"]}
 
 
 EARLY_STEPS = (100, 200, 300, 400)
@@ -349,7 +336,7 @@ EARLY_STEPS = (100, 200, 300, 400)
 def _book() -> Result:
     from bnguide.cache import cached_runs
 
-    return combine(cached_runs(run, seed_configs()))
+    return combine(cached_runs(run, seed_configs(Config(), SEEDS)))
 
 
 def _measure(fn):
@@ -371,26 +358,27 @@ def _claims():
         Claim(
             id="noisy-bn-below-bn",
             statement="Noisy BN ends a little below BN.",
-            paper_value=f"BN {p['bn'][-1]}% vs noisy BN {p['noisy-bn'][-1]}% at "
-            f"{PAPER_STEPS[-1]:,} steps ({p['bn'][1]} vs {p['noisy-bn'][1]} at {PAPER_STEPS[1]:,})",
-            measure=_measure(_diff("bn", "noisy-bn", "end")),
+            paper_value=f"BN {p['batch'][-1]}% vs noisy BN {p['noisy-batch'][-1]}% at "
+            f"{PAPER_STEPS[-1]:,} steps ({p['batch'][1]} vs {p['noisy-batch'][1]} at "
+            f"{PAPER_STEPS[1]:,})",
+            measure=_measure(_diff("batch", "noisy-batch", "end")),
             criterion=Direction(">", 0.0, f"BN minus noisy BN at the end, {quantity}"),
             **common,
         ),
         Claim(
             id="noisy-bn-vs-bn-1k",
             statement="BN is ahead of noisy BN at 1,000 steps.",
-            paper_value=f"BN {p['bn'][i]}% vs noisy BN {p['noisy-bn'][i]}% at {k1:,} steps",
-            measure=_measure(_diff("bn", "noisy-bn", k1)),
+            paper_value=f"BN {p['batch'][i]}% vs noisy BN {p['noisy-batch'][i]}% at {k1:,} steps",
+            measure=_measure(_diff("batch", "noisy-batch", k1)),
             criterion=Direction(">", 0.0, f"BN minus noisy BN at step {k1:,}, {quantity}"),
             **common,
         ),
         Claim(
             id="noisy-bn-vs-standard-1k",
             statement="Noisy BN still trains faster than the standard network.",
-            paper_value=f"noisy BN {p['noisy-bn'][i]}% vs standard {p['standard'][i]}% at "
+            paper_value=f"noisy BN {p['noisy-batch'][i]}% vs standard {p['none'][i]}% at "
             f"{k1:,} steps",
-            measure=_measure(_diff("noisy-bn", "standard", k1)),
+            measure=_measure(_diff("noisy-batch", "none", k1)),
             criterion=Direction(">", 0.0, f"noisy BN minus standard at step {k1:,}, {quantity}"),
             note="Our MLP trains in fewer steps than the paper's VGG: by step 1,000 the standard "
             "network has caught up, so the early steps (next row) are the comparable ones.",
@@ -399,9 +387,9 @@ def _claims():
         Claim(
             id="noisy-bn-vs-standard-early",
             statement="Noisy BN still trains faster than the standard network (early steps).",
-            paper_value=f"noisy BN {p['noisy-bn'][i]}% vs standard {p['standard'][i]}% at "
+            paper_value=f"noisy BN {p['noisy-batch'][i]}% vs standard {p['none'][i]}% at "
             f"{k1:,} steps",
-            measure=_measure(_diff("noisy-bn", "standard", EARLY_STEPS)),
+            measure=_measure(_diff("noisy-batch", "none", EARLY_STEPS)),
             criterion=Direction(
                 ">", 0.0, f"noisy BN minus standard, mean of steps 100-400, {quantity}"
             ),
@@ -411,7 +399,7 @@ def _claims():
             id="noise-stops-standard",
             statement="The same noise added to the standard network stops it from training.",
             paper_value="does not train",
-            measure=_measure(lambda r: accuracy(r, "standard+noise", "end")),
+            measure=_measure(lambda r: accuracy(r, "none+noise", "end")),
             criterion=Direction("<", FAIL_ACCURACY, f"standard + noise at the end, {quantity}"),
             note="Our standard network with the noise trains, more slowly: the noise shifts "
             "units whose spread is under 0.1 by up to 0.5, but a 12-layer MLP on Fashion-MNIST "
@@ -421,9 +409,9 @@ def _claims():
         Claim(
             id="noise-hurts-standard-more",
             statement="The noise hurts the standard network much more than the BN network.",
-            paper_value=f"BN loses {p['bn'][-1] - p['noisy-bn'][-1]} points; the standard "
+            paper_value=f"BN loses {p['batch'][-1] - p['noisy-batch'][-1]} points; the standard "
             "network does not train",
-            measure=_measure(lambda r: (lambda c: c["standard"] - c["bn"])(noise_cost(r))),
+            measure=_measure(lambda r: (lambda c: c["none"] - c["batch"])(noise_cost(r))),
             criterion=Direction(
                 ">",
                 0.0,
@@ -439,7 +427,7 @@ def _claims():
             id="noisy-bn-shift",
             statement="Noisy BN's layer inputs are less stable than the standard network's.",
             paper_value="noisy BN's distributions move more (Fig. 2, right)",
-            measure=_measure(lambda r: r.shift["noisy-bn"].mean(1) / r.shift["standard"].mean(1)),
+            measure=_measure(lambda r: r.shift["noisy-batch"].mean(1) / r.shift["none"].mean(1)),
             criterion=Direction(
                 ">", 1.0, "layer-9 input shift (W1/std per 100 steps), noisy BN / standard"
             ),

@@ -40,6 +40,7 @@ __all__ = [
     "KINDS",
     "LP_EXPONENTS",
     "PLAIN_BATCH_NORMS",
+    "SANTURKAR_KINDS",
     "check_kind",
     "has_running_stats",
     "is_batch_norm",
@@ -63,6 +64,8 @@ KINDS = {
 BATCH_KINDS = ("batch", "batch-renorm")
 #: The exponent p of each Lp batch normalization of Santurkar et al. (2018).
 LP_EXPONENTS = {"l1": 1.0, "l2": 2.0, "linf": float("inf")}
+#: The kinds Santurkar et al. (2018) compare: none, BN and the Lp batch normalizations.
+SANTURKAR_KINDS = ("none", "batch", *LP_EXPONENTS)
 #: Plain batch norm layers (torch's and :mod:`bnguide.nn`'s): what ``convert_sync_batchnorm``
 #: converts.
 PLAIN_BATCH_NORMS = (

@@ -10,7 +10,7 @@ Examples
 >>> from bnguide.experiments import santurkar_mlp
 >>> from bnguide.plots import why
 >>> result = cached_run(santurkar_mlp.run, santurkar_mlp.Config())  # doctest: +SKIP
->>> axes = why.plot_landscape(result, ("none", "bn"))  # doctest: +SKIP
+>>> axes = why.plot_landscape(result, ("none", "batch"))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -33,27 +33,32 @@ __all__ = [
     "plot_gradient_shift",
     "plot_gradient_shift_by_layer",
     "plot_landscape",
+    "plot_landscape_medians",
+    "plot_learning_rate_accuracy",
     "plot_moment_sensitivity",
     "plot_theorem_4_1",
     "plot_unit_percentiles",
 ]
 
+# Keyed by the kinds of bnguide.norms.registry ("none", "batch", "l1", ...) and the noisy
+# variants of santurkar-noisy-bn; "bn" is the deep linear network's name for BN until
+# bnguide.deep_linear uses the registry's "batch" too.
 LABEL = {
     "none": "standard",
-    "standard": "standard",
+    "batch": "BN",
     "bn": "BN",
-    "noisy-bn": "noisy BN",
-    "standard+noise": "standard + noise",
+    "noisy-batch": "noisy BN",
+    "none+noise": "standard + noise",
     "l1": "L1 norm",
     "l2": "L2 norm",
     "linf": "L\u221e norm",
 }
 COLOR = {
     "none": COLORS["baseline"],
-    "standard": COLORS["baseline"],
+    "batch": COLORS["bn"],
     "bn": COLORS["bn"],
-    "noisy-bn": COLORS["alt1"],
-    "standard+noise": COLORS["alt3"],
+    "noisy-batch": COLORS["alt1"],
+    "none+noise": COLORS["alt3"],
     "l1": COLORS["alt1"],
     "l2": COLORS["alt2"],
     "linf": COLORS["alt3"],
@@ -62,6 +67,11 @@ COLOR = {
 
 def _ax(ax):
     return ax if ax is not None else plt.figure().gca()
+
+
+def _standard_and_bn(per_variant: dict) -> list[str]:
+    # the default pair of the Definition 2.1 and Figure 4 panels: no normalization and BN
+    return [v for v in ("none", "batch", "bn") if v in per_variant]
 
 
 def plot_accuracy(result, variants: Sequence[str] | None = None, *, ax=None, title=None):
@@ -164,7 +174,7 @@ def plot_distribution_shift(result, *, ax=None, relative: bool = False):
     return ax
 
 
-def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=None, title=""):
+def plot_gradient_shift(result, layer: int, variants=None, *, axes=None, title=""):
     """Definition 2.1 over training for one layer: ``||G - G'||`` and ``cos(G, G')``.
 
     Parameters
@@ -175,7 +185,7 @@ def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=Non
     layer : int
         The layer, counted from 0.
     variants : sequence of str, optional
-        Which variants to draw.
+        Which variants to draw; by default no normalization and BN.
     axes : sequence of two matplotlib.axes.Axes, optional
         By default a new figure.
     title : str, optional
@@ -188,7 +198,7 @@ def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=Non
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9.6, 3.4))
     steps = result.probe_steps
-    for v in variants:
+    for v in variants or _standard_and_bn(result.ics_l2):
         axes[0].plot(steps, result.ics_l2[v][:, layer], color=COLOR.get(v), label=LABEL.get(v, v))
         axes[1].plot(steps, result.ics_cos[v][:, layer], color=COLOR.get(v), label=LABEL.get(v, v))
     axes[0].set_ylabel("||G - G'||")
@@ -216,9 +226,7 @@ def _shift(result, variant, field):
     return getattr(result, field)[variant]
 
 
-def plot_gradient_shift_by_layer(
-    result, variants=("none", "bn"), *, field="ics_cos", ax=None, title=None
-):
+def plot_gradient_shift_by_layer(result, variants=None, *, field="ics_cos", ax=None, title=None):
     """Median over training of ``cos(G, G')`` (or another Definition 2.1 measure) per layer.
 
     With one result, the line is the median over the probed steps and the band the 25th-75th
@@ -231,7 +239,7 @@ def plot_gradient_shift_by_layer(
         A :class:`bnguide.experiments.santurkar_mlp.Result` or a
         :class:`bnguide.experiments.santurkar_deep_linear.Result`, or a list of them (seeds).
     variants : sequence of str, optional
-        Which variants to draw.
+        Which variants to draw; by default no normalization and BN.
     field : str, optional
         ``"ics_cos"`` (default), ``"ics_l2"`` or ``"ics_relative_l2"`` (``||G - G'|| / ||G||``,
         MLP results only: it needs ``grad_layer_norm``).
@@ -248,7 +256,7 @@ def plot_gradient_shift_by_layer(
         raise ValueError(f"field must be one of {list(_SHIFT_LABELS)}, got {field!r}.")
     ax = _ax(ax)
     results = list(result) if isinstance(result, (list, tuple)) else [result]
-    for v in variants:
+    for v in variants or _standard_and_bn(results[0].ics_cos):
         cos = np.stack([_shift(r, v, field) for r in results])  # (seeds, P, layers)
         layers = np.arange(1, cos.shape[2] + 1)
         if len(results) == 1:
@@ -270,7 +278,7 @@ def plot_gradient_shift_by_layer(
     return ax
 
 
-def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool = False):
+def plot_landscape(result, variants=None, *, axes=None, log_loss: bool = False):
     """Figure 4 of the paper: loss band, gradient-predictiveness band and effective beta.
 
     The bands span the minimum to the maximum over the step sizes at each probed step.
@@ -281,7 +289,7 @@ def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool
         A :class:`bnguide.experiments.santurkar_mlp.Result` or a
         :class:`bnguide.experiments.santurkar_deep_linear.Result`.
     variants : sequence of str, optional
-        Which variants to draw.
+        Which variants to draw; by default no normalization and BN.
     axes : sequence of three matplotlib.axes.Axes, optional
         By default a new figure.
     log_loss : bool, optional
@@ -294,7 +302,7 @@ def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool
     if axes is None:
         _, axes = plt.subplots(1, 3, figsize=(13.5, 3.6))
     steps = result.probe_steps
-    for v in variants:
+    for v in variants or _standard_and_bn(result.band_losses):
         c, label = COLOR.get(v), LABEL.get(v, v)
         losses, diffs = result.band_losses[v], result.grad_diffs[v]  # (P, K)
         axes[0].fill_between(steps, losses.min(1), losses.max(1), color=c, alpha=0.35, label=label)
@@ -315,6 +323,78 @@ def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool
         ax.set_xlabel("training step")
         ax.legend(loc="best")
     return axes
+
+
+def plot_landscape_medians(summaries: dict, *, ax=None, title=None):
+    """Figure 4's two medians per variant as bars: loss-band width and gradient envelope.
+
+    Parameters
+    ----------
+    summaries : dict
+        Variant name -> the dict of
+        :func:`bnguide.experiments.santurkar_mlp.landscape_summary` (``"loss_band"``,
+        ``"grad_envelope"``, ...).
+    ax : matplotlib.axes.Axes, optional
+        The panel to draw the bars on (a new figure if left out).
+    title : str, optional
+        Replaces the default title, "Landscape along the gradient".
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _ax(ax)
+    names = list(summaries)
+    x = np.arange(len(names))
+    colors = [COLOR.get(v) for v in names]
+    band = [summaries[v]["loss_band"] for v in names]
+    envelope = [summaries[v]["grad_envelope"] for v in names]
+    ax.bar(x - 0.2, band, 0.4, color=colors, label="loss band (median width)")
+    ax.bar(
+        x + 0.2, envelope, 0.4, color=colors, alpha=0.45, hatch="//",
+        label="gradient envelope (median)",
+    )  # fmt: skip
+    ax.set_xticks(x, [LABEL.get(v, v) for v in names])
+    ax.set_yscale("log")
+    ax.set_ylabel("median over the probed steps")
+    ax.set_title(title or "Landscape along the gradient")
+    ax.legend()
+    return ax
+
+
+def plot_learning_rate_accuracy(results, *, ax=None):
+    """Figure 1: training accuracy of every (norm, learning rate) run, mean and range of seeds.
+
+    Parameters
+    ----------
+    results : sequence of bnguide.experiments.santurkar_learning_rate.Result
+        One per seed, with the same config but for the seed.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        Solid lines at the first learning rate of the config, dashed at the others.
+    """
+    ax = _ax(ax)
+    results = list(results)
+    first = results[0]
+    norms = first.config.norms
+    for k in sorted(first.train_accuracy, key=lambda k: norms.index(k.split("@")[0])):
+        norm, lr = k.split("@")  # keys "norm@lr"
+        style = "-" if float(lr) == first.config.lrs[0] else "--"
+        acc = 100 * np.stack([r.train_accuracy[k] for r in results])  # (seeds, evaluations)
+        c = COLOR.get(norm)
+        ax.plot(first.eval_steps, acc.mean(0), style, color=c, label=f"{LABEL.get(norm)}, lr {lr}")
+        ax.fill_between(first.eval_steps, acc.min(0), acc.max(0), color=c, alpha=0.15)
+    ax.set_xlabel("training step")
+    ax.set_ylabel("training accuracy (%), eval mode")
+    ax.set_ylim(0, 100)
+    dataset = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST"}.get(first.config.dataset)
+    ax.set_title(f"MLP on {dataset}: mean and range of {len(results)} seeds")
+    ax.legend()
+    return ax
 
 
 def plot_deep_linear_loss(result, *, ax=None):

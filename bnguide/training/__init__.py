@@ -1,7 +1,9 @@
 """Training loops: where every experiment that trains a network gets its SGD steps.
 
 - ``bnguide.training.variants`` (all re-exported here): :func:`train_variants`, many small MLP
-  variants and seeds side by side, and its :class:`TrainLog`.
+  variants and seeds side by side.
+- ``bnguide.training.log`` (re-exported here): :class:`TrainLog`, what every loop records.
+  :class:`Data` and :func:`load_data` come from :mod:`bnguide.data`.
 - :mod:`bnguide.training.workers`: the worker processes that :func:`train_variants` deals
   (variant, seed) pairs to (started by :func:`bnguide.processes.run_children`).
 - :mod:`bnguide.training.fit`: the loop for one ordinary ``nn.Module`` (``train``, ``evaluate``).
@@ -17,14 +19,13 @@ Examples
 [0, 250, 500, 750, 1000]
 """
 
+from bnguide.data import Data, load_data
+from bnguide.training.log import TrainLog
 from bnguide.training.variants import (
     BATCH_SEED_OFFSET,
-    Data,
     Trainer,
-    TrainLog,
     Variant,
     evaluation_steps,
-    load_data,
     train_variants,
 )
 

@@ -9,49 +9,38 @@ training run. Used by the ``santurkar-*`` experiments of :doc:`/book/why/ics` an
 
 Examples
 --------
->>> from bnguide.training.santurkar import build_mlp, layer_groups
->>> net = build_mlp("bn", hidden=(8, 8))
+>>> from bnguide.training.santurkar import glorot_mlp, layer_groups
+>>> net = glorot_mlp("batch", hidden=(8, 8))
 >>> [weight for weight, _ in layer_groups(net)]
 ['0.weight', '3.weight', '6.weight']
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from bnguide import data
+from bnguide.data import Data
 from bnguide.landscape import stateless_copy
-from bnguide.norms.lp import LpNorm1d
 from bnguide.norms.noisy import CovariateShiftNoise
-from bnguide.norms.registry import LP_EXPONENTS
+from bnguide.norms.registry import SANTURKAR_KINDS, check_kind, make_norm
 from bnguide.training import fit
+from bnguide.training.log import TrainLog
 
 __all__ = [
-    "NORMS",
-    "TrainLog",
-    "build_mlp",
+    "glorot_mlp",
     "layer_groups",
     "layer_inputs",
-    "load_data",
-    "load_test",
     "train",
+    "train_mlp",
 ]
 
-NORMS = ("none", "bn", "l1", "l2", "linf")
 
-
-def _norm_layer(norm: str, width: int, affine: bool) -> nn.Module:
-    if norm == "bn":
-        return nn.BatchNorm1d(width, affine=affine)
-    return LpNorm1d(width, p=LP_EXPONENTS[norm], affine=affine)
-
-
-def build_mlp(
+def glorot_mlp(
     norm: str = "none",
     *,
     noise: bool = False,
@@ -63,10 +52,14 @@ def build_mlp(
 ) -> nn.Sequential:
     """``Linear -> [norm] -> [noise] -> ReLU`` per hidden layer, then a linear classifier.
 
+    Glorot-uniform weights drawn from ``seed``, as in Santurkar et al. (2018).
+
     Parameters
     ----------
-    norm : {"none", "bn", "l1", "l2", "linf"}
-        The normalization after every hidden linear layer (its bias is dropped: beta replaces it).
+    norm : str
+        A kind of :data:`bnguide.norms.registry.SANTURKAR_KINDS` (``"none"``, ``"batch"``,
+        ``"l1"``, ``"l2"``, ``"linf"``), after every hidden linear layer (its bias is dropped:
+        beta replaces it).
     noise : bool
         Add :class:`bnguide.norms.noisy.CovariateShiftNoise` after the normalization (noisy BN), or
         after the linear layer when ``norm="none"``.
@@ -82,8 +75,7 @@ def build_mlp(
     torch.nn.Sequential
         Input ``(N, in_features)``, output logits ``(N, classes)``.
     """
-    if norm not in NORMS:
-        raise ValueError(f"Unknown norm {norm!r}. Use one of: {', '.join(map(repr, NORMS))}.")
+    check_kind(norm, SANTURKAR_KINDS)
     gen = torch.Generator().manual_seed(seed)
     layers: list[nn.Module] = []
     sizes = (in_features, *hidden, classes)
@@ -99,7 +91,7 @@ def build_mlp(
         if last:
             break
         if norm != "none":
-            layers.append(_norm_layer(norm, n_out, affine))
+            layers.append(make_norm(norm, n_out, affine=affine))
         if noise:
             layers.append(CovariateShiftNoise())
         layers.append(nn.ReLU())
@@ -112,7 +104,7 @@ def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
     Parameters
     ----------
     net : torch.nn.Sequential
-        A net of :func:`build_mlp`.
+        A net of :func:`glorot_mlp`.
 
     Returns
     -------
@@ -127,66 +119,6 @@ def layer_groups(net: nn.Sequential) -> list[tuple[str, list[str]]]:
         else:  # a linear bias, or gamma/beta of the norm that follows the linear layer
             groups[-1][1].append(name)
     return groups
-
-
-def load_data(dataset: str, n_train: int | None, n_eval: int) -> tuple[Tensor, ...]:
-    """Flattened, standardized training images and labels, and a fixed evaluation subset.
-
-    Parameters
-    ----------
-    dataset : str
-        ``"mnist"`` or ``"fashion-mnist"``.
-    n_train : int or None
-        The first ``n_train`` training images (None: all).
-    n_eval : int
-        Size of the evaluation subset (the first images of the training set).
-
-    Returns
-    -------
-    x, y, x_eval, y_eval : torch.Tensor
-        ``(N, 784)``, ``(N,)``, ``(n_eval, 784)``, ``(n_eval,)``.
-    """
-    x, y = data.load(dataset, "train", flatten=True, standardize=True, limit=n_train)
-    return x, y, x[:n_eval], y[:n_eval]
-
-
-def load_test(dataset: str, n_test: int) -> tuple[Tensor, Tensor]:
-    """The first ``n_test`` test images, standardized with the training set's statistics.
-
-    Parameters
-    ----------
-    dataset : str
-        ``"mnist"`` or ``"fashion-mnist"``.
-    n_test : int
-        How many test images.
-
-    Returns
-    -------
-    x, y : torch.Tensor
-        ``(n_test, 784)`` and ``(n_test,)``.
-    """
-    return data.load(dataset, "test", flatten=True, standardize=True, limit=n_test)
-
-
-@dataclass
-class TrainLog:
-    """What :func:`train` records: evaluation steps, accuracies and losses."""
-
-    steps: list[int] = field(default_factory=list)
-    train_accuracy: list[float] = field(default_factory=list)  # eval mode, fixed subset
-    train_loss: list[float] = field(default_factory=list)  # mean mini-batch loss since last eval
-    batch_accuracy: list[float] = field(default_factory=list)  # training mode, since last eval
-    test_accuracy: list[float] = field(default_factory=list)  # eval mode, when test data given
-    diverged_at: int | None = None
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "steps": np.asarray(self.steps),
-            "train_accuracy": np.asarray(self.train_accuracy),
-            "train_loss": np.asarray(self.train_loss),
-            "batch_accuracy": np.asarray(self.batch_accuracy),
-            "test_accuracy": np.asarray(self.test_accuracy),
-        }
 
 
 @torch.no_grad()
@@ -218,6 +150,7 @@ def train(
     test_data: tuple[Tensor, Tensor] | None = None,
     probe_steps: Sequence[int] = (),
     probe: Probe | None = None,
+    name: str = "net",
 ) -> TrainLog:
     """Plain SGD on cross-entropy, with measurements at ``probe_steps``.
 
@@ -247,24 +180,30 @@ def train(
         The steps at which ``probe`` is called.
     probe : callable, optional
         As above.
+    name : str
+        The log's one variant name.
 
     Returns
     -------
     TrainLog
+        One variant and one seed: ``train_accuracy``, ``batch_accuracy``, ``train_loss`` and
+        (with ``test_data``) ``test_accuracy`` shaped ``(1, 1, E)``, ``diverged_at`` ``(1, 1)``.
     """
-    log = TrainLog()
+    rec: dict[str, list[float]] = {k: [] for k in ("train", "batch", "loss", "test")}
+    steps_done: list[int] = []
+    diverged = [-1]
     probe_at = set(probe_steps)
     running: list[float] = []
     hits: list[float] = []  # accuracy of each mini-batch, in training mode (noise on)
 
     def evaluate_at(step: int, model: nn.Module) -> None:  # before the update of ``step``
         if step % eval_every == 0 and eval_data is not None:
-            log.steps.append(step)
-            log.train_accuracy.append(_accuracy(model, *eval_data))
-            log.train_loss.append(float(np.mean(running)) if running else float("nan"))
-            log.batch_accuracy.append(float(np.mean(hits)) if hits else float("nan"))
+            steps_done.append(step)
+            rec["train"].append(_accuracy(model, *eval_data))
+            rec["loss"].append(float(np.mean(running)) if running else float("nan"))
+            rec["batch"].append(float(np.mean(hits)) if hits else float("nan"))
             if test_data is not None:
-                log.test_accuracy.append(_accuracy(model, *test_data))
+                rec["test"].append(_accuracy(model, *test_data))
             running.clear()
             hits.clear()
 
@@ -272,7 +211,7 @@ def train(
         step: int, model: nn.Module, loss: Tensor, idx: Tensor, logits: Tensor
     ) -> bool:
         if not torch.isfinite(loss):
-            log.diverged_at = step
+            diverged[0] = step
             return True  # stop: no update from a non-finite loss
         running.append(float(loss.detach()))
         hits.append(float((logits.detach().argmax(1) == y[idx]).float().mean()))
@@ -282,6 +221,7 @@ def train(
             probe(step, model, params, grads, x[idx], y[idx])  # (B, 784), (B,)
         return False
 
+    start = time.perf_counter()
     net.train()
     evaluate_at(0, net)
     if steps > 0:  # plain SGD: the one loop of bnguide.training.fit without momentum
@@ -289,7 +229,94 @@ def train(
             net, x, y, batch_size=batch_size, steps=steps, lr=lr, momentum=0.0, seed=seed,
             on_step=evaluate_at, before_update=before_update,
         )  # fmt: skip
-    return log
+
+    def one_run(values):  # (1, 1, E): one variant, one seed
+        return np.asarray(values, dtype=np.float64).reshape(1, 1, -1)
+
+    return TrainLog(
+        names=(name,),
+        seeds=(int(seed),),
+        steps=np.asarray(steps_done, dtype=np.int64),
+        train_loss=one_run(rec["loss"]),
+        diverged_at=np.array([[diverged[0]]], dtype=np.int64),
+        seconds=time.perf_counter() - start,
+        test_accuracy=one_run(rec["test"]) if test_data is not None else None,
+        train_accuracy=one_run(rec["train"]),
+        batch_accuracy=one_run(rec["batch"]),
+        settings={"steps": int(steps), "batch_size": batch_size, "lr": lr},
+    )
+
+
+def train_mlp(
+    norm: str,
+    data: Data,
+    *,
+    seed: int,
+    lr: float,
+    steps: int,
+    hidden: Sequence[int],
+    batch_size: int,
+    eval_every: int,
+    n_eval: int,
+    noise: bool = False,
+    affine: bool = True,
+    test: bool = False,
+    probe_steps: Sequence[int] = (),
+    make_probe: Callable[[nn.Module], Probe] | None = None,
+    name: str | None = None,
+) -> tuple[nn.Sequential, TrainLog]:
+    """The setup every ``santurkar-*`` MLP run shares: seed, build a :func:`glorot_mlp`, train it.
+
+    Parameters
+    ----------
+    norm : str
+        As for :func:`glorot_mlp`.
+    data : bnguide.data.Data
+        Standardized images (:func:`bnguide.data.load_data` with ``standardize=True``).
+    seed : int
+        Seeds the weights, the batch order and the global generator (the noise draws).
+    lr, steps, batch_size, eval_every : float, int, int, int
+        As for :func:`train`.
+    hidden : sequence of int
+        Hidden widths.
+    n_eval : int
+        The training accuracy is measured on the first ``n_eval`` training images.
+    noise, affine : bool
+        As for :func:`glorot_mlp`.
+    test : bool
+        Also measure the accuracy on ``data``'s test images.
+    probe_steps : sequence of int
+        As for :func:`train`.
+    make_probe : callable, optional
+        ``make_probe(net)`` returns the probe of :func:`train` for the freshly built net.
+    name : str, optional
+        The log's variant name (by default ``norm``).
+
+    Returns
+    -------
+    net : torch.nn.Sequential
+        The trained net.
+    log : TrainLog
+        What :func:`train` recorded.
+    """
+    torch.manual_seed(seed)  # the noise draws come from the global generator
+    net = glorot_mlp(norm, noise=noise, hidden=hidden, affine=affine, seed=seed)
+    log = train(
+        net,
+        data.x_train,
+        data.y_train,
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        eval_every=eval_every,
+        eval_data=(data.x_train[:n_eval], data.y_train[:n_eval]),
+        test_data=(data.x_test, data.y_test) if test else None,
+        probe_steps=probe_steps,
+        probe=make_probe(net) if make_probe is not None else None,
+        name=norm if name is None else name,
+    )
+    return net, log
 
 
 @torch.no_grad()
@@ -304,7 +331,7 @@ def layer_inputs(net: nn.Sequential, x: Tensor, layer: int) -> Tensor:
     Parameters
     ----------
     net : torch.nn.Sequential
-        A net of :func:`build_mlp`.
+        A net of :func:`glorot_mlp`.
     x : torch.Tensor
         A batch ``(N, 784)``.
     layer : int

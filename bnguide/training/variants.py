@@ -29,25 +29,23 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from bnguide.data import load
+from bnguide.data import Data
 from bnguide.models import MLPSpec, StackedMLP, draw_weights
 from bnguide.training.fit import single_thread
+from bnguide.training.log import TrainLog
 from bnguide.training.workers import train_in_processes
 
 __all__ = [
     "BATCH_SEED_OFFSET",
-    "Data",
-    "TrainLog",
     "Trainer",
     "Variant",
     "evaluation_steps",
-    "load_data",
     "train_variants",
 ]
 
@@ -85,44 +83,6 @@ class Variant:
             )
 
 
-@dataclass(frozen=True)
-class Data:
-    """Flattened train and test tensors, all on one device.
-
-    Shape
-    -----
-    ``x_train (N, D)``, ``y_train (N,)``, ``x_test (N_test, D)``, ``y_test (N_test,)``.
-    """
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-
-    @property
-    def device(self) -> torch.device:
-        return self.x_train.device
-
-
-def load_data(name: str = "mnist", *, device: str | torch.device = "cpu") -> Data:
-    """MNIST or Fashion-MNIST, flattened to 784 pixels in [0, 1], as a :class:`Data`.
-
-    Parameters
-    ----------
-    name : {"mnist", "fashion-mnist"}
-    device : str or torch.device
-        Where the tensors go.
-
-    Returns
-    -------
-    Data
-        The 60,000 training and 10,000 test images, ``(N, 784)`` float32, labels int64.
-    """
-    x_train, y_train = load(name, "train", flatten=True, device=device)
-    x_test, y_test = load(name, "test", flatten=True, device=device)
-    return Data(x_train, y_train, x_test, y_test)
-
-
 def evaluation_steps(
     steps: int, every: int, *, dense_every: int | None = None, dense_until: int = 0
 ) -> np.ndarray:
@@ -155,134 +115,6 @@ def evaluation_steps(
     if dense_every is not None:
         points |= set(range(0, min(dense_until, steps) + 1, dense_every))
     return np.array(sorted(points), dtype=np.int64)
-
-
-@dataclass
-class TrainLog:
-    """What :func:`train_variants` records, as NumPy arrays.
-
-    Axes: ``V`` variants (in the order given), ``S`` seeds, ``E`` evaluations, ``Q`` quantiles.
-
-    Attributes
-    ----------
-    names : tuple of str
-        Variant names, ``(V,)``.
-    seeds : tuple of int
-        ``(S,)``.
-    steps : numpy.ndarray
-        ``(E,)`` training steps at which the evaluations happened (0 = before training).
-    test_accuracy : numpy.ndarray
-        ``(V, S, E)``, fraction of the test set classified correctly (BN in eval mode).
-    train_loss : numpy.ndarray
-        ``(V, S, E)``, mean mini-batch loss over the steps since the previous evaluation
-        (NaN at step 0).
-    probe_unit : numpy.ndarray
-        ``(V, S, E, Q)``, quantiles over the test set of the input to one activation
-        (``probe_unit`` of hidden layer ``probe_layer``).
-    probe_units : numpy.ndarray
-        ``(V, S, E, H, Q)``, the same quantiles for every unit of that layer, over the first
-        ``probe_examples`` test images.
-    probe_all : numpy.ndarray
-        ``(V, S, E, Q)``, the same quantiles pooled over all units of that layer and the
-        first ``probe_examples`` test images.
-    quantiles : tuple of float
-        ``(Q,)``.
-    diverged_at : numpy.ndarray
-        ``(V, S)``, the first evaluation step at which the training loss was not finite, or -1.
-    seconds : float
-        Wall-clock time of training and evaluation.
-    """
-
-    names: tuple[str, ...]
-    seeds: tuple[int, ...]
-    steps: np.ndarray
-    test_accuracy: np.ndarray
-    train_loss: np.ndarray
-    probe_unit: np.ndarray
-    probe_all: np.ndarray
-    quantiles: tuple[float, ...]
-    diverged_at: np.ndarray
-    seconds: float
-    settings: dict = field(default_factory=dict)
-    probe_units: np.ndarray | None = None
-
-    @classmethod
-    def merge(
-        cls, per_worker: Sequence, variants: Sequence[Variant], seeds: Sequence[int], seconds: float
-    ) -> TrainLog:
-        """One log over all variants and seeds from the per-job logs of worker processes.
-
-        Parameters
-        ----------
-        per_worker : sequence
-            For each worker, its ``(variant_ids, seeds, log)`` jobs
-            (:func:`bnguide.training.workers.train_in_processes`).
-        variants, seeds
-            All of them, in the order of the merged log.
-        seconds : float
-            Wall-clock time of the whole parallel run.
-
-        Returns
-        -------
-        TrainLog
-            Every ``(V, S, ...)`` array field put together (NaN, or -1 for integers, where no
-            job filled it); the other fields from the first job.
-        """
-        pieces = [piece for jobs in per_worker for piece in jobs]
-        first = pieces[0][2]
-        seeds = [int(s) for s in seeds]
-        per_pair = [
-            f.name
-            for f in fields(cls)
-            if isinstance(getattr(first, f.name), np.ndarray) and getattr(first, f.name).ndim >= 2
-        ]
-        out = {}
-        for name in per_pair:
-            value = getattr(first, name)
-            integer = np.issubdtype(value.dtype, np.integer)
-            shape = (len(variants), len(seeds), *value.shape[2:])
-            out[name] = np.full(shape, -1, dtype=np.int64) if integer else np.full(shape, np.nan)
-        for variant_ids, job_seeds, log in pieces:
-            for a, v in enumerate(variant_ids):
-                for b, s in enumerate(job_seeds):
-                    i = seeds.index(s)
-                    for name in per_pair:
-                        out[name][v, i] = getattr(log, name)[a, b]
-        rest = {f.name: getattr(first, f.name) for f in fields(cls) if f.name not in per_pair}
-        rest.update(
-            names=tuple(v.name for v in variants),
-            seeds=tuple(seeds),
-            seconds=seconds,
-            settings=dict(
-                first.settings,
-                processes=len(per_worker),
-                # each worker's training and evaluation time, in the order they finished
-                worker_seconds=[sum(log.seconds for *_, log in jobs) for jobs in per_worker],
-            ),
-        )
-        return cls(**rest, **out)
-
-    def index(self, name: str) -> int:
-        """Position of variant ``name`` along the first axis."""
-        if name not in self.names:
-            raise KeyError(f"No variant {name!r}; variants are {', '.join(self.names)}.")
-        return self.names.index(name)
-
-    def accuracy(self, name: str) -> np.ndarray:
-        """Test accuracy of variant ``name``, ``(S, E)``."""
-        return self.test_accuracy[self.index(name)]
-
-    def steps_to_reach(self, name: str, target: float) -> np.ndarray:
-        """First evaluated step at which each seed's test accuracy is at least ``target``.
-
-        Returns
-        -------
-        numpy.ndarray of float
-            ``(S,)``; NaN for a seed that never reaches it.
-        """
-        hit = self.accuracy(name) >= target  # (S, E)
-        first = self.steps[hit.argmax(1)].astype(float)
-        return np.where(hit.any(1), first, np.nan)
 
 
 class _Block:

@@ -128,7 +128,7 @@ def _shown_by_parent(name: str) -> set[str]:
     if parent is None:
         return set()
     # the very same object counts as re-exported (constants have no __module__), and only it:
-    # bnguide.training re-exports variants.TrainLog, not santurkar.TrainLog of the same name
+    # (a same-named but different object of the submodule keeps its own documentation)
     return {
         n
         for n in object_names(parent)
