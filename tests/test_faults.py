@@ -423,8 +423,8 @@ def test_killing_a_process_in_cached_runs_leaves_no_worker_behind(tmp_path):
     # Two seeds of a deep linear net long enough to still be training when the parent dies.
     code = (
         "from bnguide.cache import cached_runs; from bnguide.experiments import "
-        "santurkar_deep_linear as d; cached_runs(d.run, d.seed_configs(d.Config(steps=10**6, "
-        "probe_every=10**6, variants=('none',)), seeds=(0, 1)), processes=2)"
+        "santurkar_deep_linear as d; cached_runs(d.run, [d.Config(steps=10**6, "
+        "probe_every=10**6, variants=('none',), seeds=(s,)) for s in (0, 1)], processes=2)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=_env(BNGUIDE_CACHE=str(tmp_path / "cache")),
