@@ -424,6 +424,41 @@ class StackedProblem:
         return len(self.kinds) * len(self.seeds)
 
 
+class _UnitScale(torch.autograd.Function):
+    # s_j(M) for every unit j of M (E, S, d, d) and its Jacobian ds_j / dM_j, saved in the
+    # forward pass: the backward pass is then one product, instead of autograd's walk back
+    # through every (d, N) intermediate of the L1 / L-infinity norms.
+
+    @staticmethod
+    def forward(m, kind, cov, centered, n_samples, eps):
+        if kind in ("batch", "l2"):
+            mc = m @ cov  # (E, S, d, d)
+            var = (mc * m).sum(-1)  # (E, S, d)
+            root = (var + eps).sqrt() if kind == "batch" else var.sqrt()
+            return (root if kind == "batch" else root + eps), mc / root[..., None]
+        y = m @ centered  # (E, S, d, N): every sample's centred value
+        xt = centered.transpose(-1, -2)  # (S, N, d)
+        if kind == "l1":
+            scale = y.abs().sum(-1) / n_samples + eps
+            return scale, (y.sign() @ xt) / n_samples
+        top, where = y.abs().max(-1)  # (E, S, d)
+        sign = y.gather(-1, where[..., None]).sign()  # (E, S, d, 1)
+        rows = xt.expand(*where.shape[:2], *xt.shape[1:])  # (E, S, N, d)
+        return top + eps, sign * rows.gather(
+            -2, where[..., None].expand(*where.shape, xt.shape[-1])
+        )
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])
+
+    @staticmethod
+    def backward(ctx, grad_scale, _):
+        (jacobian,) = ctx.saved_tensors
+        return grad_scale[..., None] * jacobian, None, None, None, None, None
+
+
 def stacked_loss(
     weights: Tensor, gamma: Tensor, beta: Tensor, problem: StackedProblem, eps: float = 1e-5
 ) -> Tensor:
@@ -468,14 +503,9 @@ def stacked_loss(
             for i in range(depth - 1):
                 if i:
                     m = layers[i][:, sl] @ m
-                if kind in ("batch", "l2"):
-                    var = ((m @ cov) * m).sum(-1)  # (E, S, d)
-                    scale = (var + eps).sqrt() if kind == "batch" else var.sqrt() + eps
-                else:  # every sample's centred value (E, S, d, N), reduced without a copy
-                    y = m @ problem.centered[kind]
-                    order = 1 if kind == "l1" else float("inf")
-                    scale = torch.linalg.vector_norm(y, order, dim=-1)
-                    scale = (scale / problem.n_samples if kind == "l1" else scale) + eps
+                scale, _ = _UnitScale.apply(
+                    m, kind, cov, problem.centered.get(kind), problem.n_samples, eps
+                )  # (E, S, d)
                 m = (gammas[i][:, sl] / scale)[..., None] * m
             last = layers[depth - 1][:, sl]
             m, c = last @ m, last @ betas[depth - 2][:, sl, :, None]

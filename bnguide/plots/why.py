@@ -174,8 +174,8 @@ def plot_gradient_shift(result, layer: int, variants=("none", "bn"), *, axes=Non
     Parameters
     ----------
     result : dataclass
-        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
-        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+        A :class:`bnguide.experiments.santurkar_mlp.Result` (for the deep linear network, one
+        seed's layer: :func:`plot_deep_linear_layer_cos`).
     layer : int
         The layer, counted from 0.
     variants : sequence of str, optional
@@ -285,8 +285,8 @@ def plot_landscape(result, variants=("none", "bn"), *, axes=None, log_loss: bool
     Parameters
     ----------
     result : dataclass
-        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
-        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+        A :class:`bnguide.experiments.santurkar_mlp.Result` (the deep linear network's worst
+        loss along the gradient: :func:`plot_deep_linear_worst_loss`).
     variants : sequence of str, optional
         Which variants to draw.
     axes : sequence of three matplotlib.axes.Axes, optional
