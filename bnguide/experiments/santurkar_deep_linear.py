@@ -1,11 +1,25 @@
 """Santurkar et al. (2018) on their 25-layer deep linear network (DLN), with and without norms.
 
-Full-batch gradient descent on :class:`bnguide.deep_linear.DeepLinearNet` (25 layers of 10x10
-matrices, 1000 Gaussian samples, Glorot initialisation) for each normalization: none, BN, L1,
-L2, L-infinity. Recorded: the loss curve; at probe steps, Definition 2.1 (``||G - G'||`` and
-``cos(G, G')`` for every layer) and the landscape along the gradient for step sizes from
-1/100x to 30x the learning rate (appendix A.2.2). Used in chapters *Why BN works: internal
-covariate shift* and *Why BN works: a smoother landscape*.
+Full-batch gradient descent on the network of :class:`bnguide.deep_linear.DeepLinearNet` (25
+layers of 10x10 matrices, 1000 Gaussian samples, Glorot initialisation) for each normalization:
+none, BN, L1, L2, L-infinity. Recorded: the loss curve; at probe steps, Definition 2.1
+(``||G - G'||`` and ``cos(G, G')`` for every layer) and the landscape along the gradient for
+step sizes from 1/100x to 30x the learning rate (appendix A.2.2). Used in chapters *Why BN
+works: internal covariate shift* and *Why BN works: a smoother landscape*.
+
+Every (variant, seed) network of a run trains at once, stacked on one batch axis, in float64:
+:func:`bnguide.deep_linear.stacked_loss` gives each network's exact loss from its data's
+moments, and one backward pass per step gives all their gradients; the probes evaluate all
+networks at all step sizes (or all 25 layer shifts) in one more pass. The result equals the
+one-network-at-a-time loop of ``DeepLinearNet``, :mod:`bnguide.landscape` and :mod:`bnguide.ics`
+to rounding (``tests/test_deep_linear.py``).
+
+The loop is not :func:`bnguide.training.fit.train`: that loop trains one ``nn.Module`` on
+mini-batches ``x[idx]`` with cross-entropy and ``torch.optim.SGD``. Here the trained state is
+three stacked tensors for all networks, the loss needs no per-sample forward pass and no labels,
+and every step is the full batch: going through ``fit.train`` would take a loss argument, a
+module whose forward ignores its input and a loader that permutes the 1,000 indices at every
+step, all to wrap ``p -= lr * grad``.
 
 Examples
 --------
@@ -63,9 +77,9 @@ PAPER_STEPS = 10_000
 """Gradient-descent steps of the paper's DLN runs (ours: ``Config.steps``)."""
 
 STEPS_NOTE = (
-    "Ours after 1,000 steps, not 10,000: the two runs the book shows take about 40 s of CPU "
-    "time at 1,000 steps (all variants and seeds stacked), so 10,000 steps would add about "
-    "6 minutes to the book's build."
+    "Ours after 1,000 steps, not 10,000: even with every variant and seed stacked, the book's "
+    "two DLN runs cost about 50 ms per step, so 10,000 steps would add several minutes to the "
+    "book's build."
 )
 """Why ``Config.steps`` is not :data:`PAPER_STEPS` (measured on 2 loaded cores, float64)."""
 
@@ -471,6 +485,9 @@ def _claims():
             paper_value=f"up to 1e9-1e14 without BN, at most {PAPER_WORST_LOSS['batch']:.0e} with",
             measure=_measure(lambda r: worst_loss(r, "none") / worst_loss(r, "batch")),
             criterion=Direction(">", 1e3, "largest loss along g, standard / BN, lr 1e-6"),
+            note="Under the portable default kernels one seed's standard network explodes less "
+            "(its worst loss along g is below 1e3 times BN's: partly); under the AVX2 and "
+            "AVX-512 kernels every seed's is more than 1e5 times BN's.",
             **land,
         ),
         Claim(
