@@ -16,7 +16,7 @@ Examples
 --------
 >>> from bnguide.deep_linear import DeepLinearNet, make_problem
 >>> x, y, a = make_problem(n_samples=100)
->>> net = DeepLinearNet(norm="bn")
+>>> net = DeepLinearNet(norm="batch")
 >>> net(x).shape
 torch.Size([100, 10])
 """
@@ -29,21 +29,19 @@ import torch
 from torch import Tensor, nn
 
 from bnguide.norms.lp import LpNorm1d
-from bnguide.norms.registry import LP_EXPONENTS
+from bnguide.norms.registry import LP_EXPONENTS, SANTURKAR_KINDS, check_kind
 
 __all__ = [
-    "NORMS",
     "DeepLinearNet",
+    "StackedProblem",
     "first_order_spread_step",
     "layer_groups",
     "make_problem",
+    "stacked_loss",
     "sum_squared_error",
     "unit_moment_sensitivity",
     "upstream_perturbation",
 ]
-
-# norm name -> p of the Lp normalization (None: batch norm itself)
-NORMS = ("none", "bn", "l1", "l2", "linf")
 
 
 def make_problem(
@@ -78,7 +76,7 @@ def make_problem(
 
 
 def _make_norm(norm: str, dim: int, eps: float) -> nn.Module:
-    if norm == "bn":
+    if norm == "batch":
         # full-batch statistics in both modes: nothing to track
         return nn.BatchNorm1d(dim, eps=eps, track_running_stats=False)
     return LpNorm1d(dim, p=LP_EXPONENTS[norm], eps=eps, track_running_stats=False)
@@ -93,7 +91,7 @@ class DeepLinearNet(nn.Module):
         Number of linear layers (25 in the paper).
     dim : int
         Width of every layer (10 in the paper).
-    norm : {"none", "bn", "l1", "l2", "linf"}
+    norm : {"none", "batch", "l1", "l2", "linf"}
         The layer inserted after each linear layer but the last.
     eps : float
         The normalization layers' epsilon.
@@ -110,8 +108,7 @@ class DeepLinearNet(nn.Module):
         self, depth: int = 25, dim: int = 10, norm: str = "none", *, eps: float = 1e-5, seed=0
     ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"Unknown norm {norm!r}. Use one of: {', '.join(map(repr, NORMS))}.")
+        check_kind(norm, SANTURKAR_KINDS)
         if depth < 1:
             raise ValueError(f"depth must be at least 1, got {depth}.")
         self.depth, self.dim, self.norm = depth, dim, norm
@@ -350,3 +347,167 @@ def first_order_spread_step(
         "achieved": (float(std1[unit]) - s0) / ((factor - 1.0) * s0),
         "others": float(others.abs().max()),
     }
+
+
+# --- Many networks at once, from the data's moments -----------------------------------------
+#
+# Every layer of a DLN is affine in the input, and so is every normalization once its batch
+# statistics are fixed. The output of layer i is therefore h = M_i (x - mu) + c_i for all samples
+# at once, with M_i (d, d) and c_i (d,) (c_i is the batch mean of h). BN and L2 need only the
+# variance of h, diag(M C M^T) with C the inputs' covariance, and the loss
+# sum_n ||M (x_n - mu) + c - A x_n||^2 = N (tr((M - A) C (M - A)^T) + ||c - A mu||^2) needs
+# only mu and C: no pass over the 1,000 samples. L1 and L-infinity need every sample's
+# |M_i (x_n - mu)|, one (d, d) x (d, N) product per layer.
+
+
+class StackedProblem:
+    """The regression problems of several seeds, in the form :func:`stacked_loss` uses.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        One problem per seed (:func:`make_problem` with ``seed``).
+    kinds : sequence of str
+        The normalizer of each network (a kind of
+        :data:`bnguide.norms.registry.SANTURKAR_KINDS`); ``len(kinds)`` networks per seed.
+        Networks are ordered kind-major: all seeds of ``kinds[0]``, then ``kinds[1]``...
+    n_samples, dim : int
+        As in :func:`make_problem`.
+    dtype : torch.dtype
+        Of every tensor (float64 by default: the moments stand in for sums over samples).
+
+    Attributes
+    ----------
+    mu : Tensor
+        ``(B, d)`` input means, ``B = len(kinds) * len(seeds)``.
+    cov : Tensor
+        ``(B, d, d)`` input covariances (divided by ``N``).
+    target_map : Tensor
+        ``(B, d, d)`` the matrices ``A``.
+    centered : dict of str to Tensor
+        For ``"l1"`` and ``"linf"``: ``(S, d, N)`` centred inputs ``x - mu``, transposed.
+    slices : dict of str to slice
+        Where each kind's networks sit on the batch axis.
+    """
+
+    def __init__(self, seeds, kinds, n_samples: int = 1000, dim: int = 10, *, dtype=torch.float64):
+        for kind in kinds:
+            check_kind(kind, SANTURKAR_KINDS)
+        if len(set(kinds)) != len(kinds) or not kinds or not len(seeds):
+            raise ValueError(f"need distinct kinds and at least one seed, got {kinds}, {seeds}.")
+        self.seeds, self.kinds = tuple(seeds), tuple(kinds)
+        self.n_samples, self.dim = n_samples, dim
+        xs, maps = [], []
+        for s in self.seeds:
+            x, _, a = make_problem(n_samples, dim, seed=int(s))
+            xs.append(x.to(dtype))
+            maps.append(a.to(dtype))
+        x = torch.stack(xs)  # (S, N, d)
+        mu = x.mean(1)  # (S, d)
+        xc = x - mu[:, None]  # (S, N, d)
+        cov = xc.transpose(1, 2) @ xc / n_samples  # (S, d, d)
+        k = len(self.kinds)
+        self.mu, self.cov = mu.repeat(k, 1), cov.repeat(k, 1, 1)  # (B, d), (B, d, d)
+        self.target_map = torch.stack(maps).repeat(k, 1, 1)  # (B, d, d)
+        s = len(self.seeds)
+        self.slices = {kind: slice(i * s, (i + 1) * s) for i, kind in enumerate(self.kinds)}
+        self.centered = {
+            kind: xc.transpose(1, 2).contiguous() for kind in self.kinds if kind in ("l1", "linf")
+        }  # (S, d, N)
+
+    @property
+    def size(self) -> int:
+        """``B``, the number of networks."""
+        return len(self.kinds) * len(self.seeds)
+
+
+class _UnitScale(torch.autograd.Function):
+    # s_j(M) for every unit j of M (E, S, d, d) and its Jacobian ds_j / dM_j, saved in the
+    # forward pass: the backward pass is then one product, instead of autograd's walk back
+    # through every (d, N) intermediate of the L1 / L-infinity norms.
+
+    @staticmethod
+    def forward(m, kind, cov, centered, n_samples, eps):
+        if kind in ("batch", "l2"):
+            mc = m @ cov  # (E, S, d, d)
+            var = (mc * m).sum(-1)  # (E, S, d)
+            root = (var + eps).sqrt() if kind == "batch" else var.sqrt()
+            return (root if kind == "batch" else root + eps), mc / root[..., None]
+        y = m @ centered  # (E, S, d, N): every sample's centred value
+        xt = centered.transpose(-1, -2)  # (S, N, d)
+        if kind == "l1":
+            scale = y.abs().sum(-1) / n_samples + eps
+            return scale, (y.sign() @ xt) / n_samples
+        top, where = y.abs().max(-1)  # (E, S, d)
+        sign = y.gather(-1, where[..., None]).sign()  # (E, S, d, 1)
+        rows = xt.expand(*where.shape[:2], *xt.shape[1:])  # (E, S, N, d)
+        return top + eps, sign * rows.gather(
+            -2, where[..., None].expand(*where.shape, xt.shape[-1])
+        )
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])
+
+    @staticmethod
+    def backward(ctx, grad_scale, _):
+        (jacobian,) = ctx.saved_tensors
+        return grad_scale[..., None] * jacobian, None, None, None, None, None
+
+
+def stacked_loss(
+    weights: Tensor, gamma: Tensor, beta: Tensor, problem: StackedProblem, eps: float = 1e-5
+) -> Tensor:
+    """The summed squared error of every stacked network, computed from the data's moments.
+
+    Exactly the loss of :class:`DeepLinearNet` with :func:`sum_squared_error` on each
+    network's samples (up to rounding), for ``E`` copies of ``B`` networks at once.
+
+    Parameters
+    ----------
+    weights : Tensor
+        ``(E, B, depth, d, d)`` the linear layers, ``B = problem.size``, networks ordered as in
+        ``problem``; ``E`` copies (e.g. the points of a probe).
+    gamma, beta : Tensor
+        ``(E, B, depth - 1, d)``; unused (zero gradient) for the ``"none"`` networks.
+    problem : StackedProblem
+        The data of each network.
+    eps : float
+        The normalizations' epsilon (inside the square root for BN, added to the scale for Lp).
+
+    Returns
+    -------
+    Tensor
+        ``(E, B)`` losses.
+    """
+    e, _, depth, d, _ = weights.shape
+    layers, gammas, betas = weights.unbind(2), gamma.unbind(2), beta.unbind(2)
+    losses = []
+    for kind in problem.kinds:
+        sl = problem.slices[kind]
+        n = sl.stop - sl.start
+        mu = problem.mu[sl].expand(e, n, d)[..., None]  # (E, S, d, 1)
+        cov = problem.cov[sl].expand(e, n, d, d)  # (E, S, d, d)
+        a = problem.target_map[sl].expand(e, n, d, d)  # (E, S, d, d)
+        if kind == "none":  # [M | c] through the plain product
+            affine = torch.cat([torch.eye(d, dtype=weights.dtype).expand(e, n, d, d), mu], -1)
+            for w in layers:
+                affine = w[:, sl] @ affine  # (E, S, d, d + 1)
+            m, c = affine[..., :d], affine[..., d:]
+        else:  # after each norm the mean is beta: only M goes through the chain
+            m = layers[0][:, sl]  # (E, S, d, d)
+            for i in range(depth - 1):
+                if i:
+                    m = layers[i][:, sl] @ m
+                scale, _ = _UnitScale.apply(
+                    m, kind, cov, problem.centered.get(kind), problem.n_samples, eps
+                )  # (E, S, d)
+                m = (gammas[i][:, sl] / scale)[..., None] * m
+            last = layers[depth - 1][:, sl]
+            m, c = last @ m, last @ betas[depth - 2][:, sl, :, None]
+        diff = m - a  # (E, S, d, d)
+        offset = c - a @ mu  # (E, S, d, 1)
+        spread = ((diff @ cov) * diff).sum((-1, -2))  # (E, S)
+        losses.append(problem.n_samples * (spread + offset.square().sum((-1, -2))))
+    return torch.cat(losses, 1)

@@ -7,7 +7,7 @@ from bnguide import cache
 from bnguide.cache import cache_dir, cached_run, cached_runs
 from bnguide.experiments import santurkar_deep_linear as dln
 
-TINY = [dln.Config(depth=4, n_samples=50, steps=20, probe_every=10, seed=s) for s in range(3)]
+TINY = [dln.Config(depth=4, n_samples=50, steps=20, probe_every=10, seeds=(s,)) for s in range(3)]
 
 
 @pytest.fixture
@@ -25,12 +25,12 @@ def _same(a, b):
 
 def test_workers_compute_what_this_process_computes_in_order(private_cache, monkeypatch):
     parallel = cached_runs(dln.run, TINY, processes=2)
-    assert [r.config.seed for r in parallel] == [0, 1, 2]
+    assert [r.config.seeds for r in parallel] == [(0,), (1,), (2,)]
     assert len(list(cache_dir().glob("*.npz"))) == 3  # each seed cached on its own
     monkeypatch.setenv("BNGUIDE_NO_CACHE", "1")
     for config, result in zip(TINY, parallel, strict=True):
         _same(result, cached_run(dln.run, config))  # same kernels, one thread: the same bits
-    assert not np.array_equal(parallel[0].loss["bn"], parallel[1].loss["bn"])
+    assert not np.array_equal(parallel[0].loss["batch"], parallel[1].loss["batch"])
 
 
 def test_cached_results_are_loaded_not_recomputed(private_cache):

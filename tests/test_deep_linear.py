@@ -1,5 +1,7 @@
 """Tests of bnguide.deep_linear: the 25-layer deep linear network of Santurkar et al. 2018."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -35,7 +37,7 @@ def test_plain_network_is_the_matrix_product():
 
 
 @pytest.mark.parametrize(
-    "norm, p", [("bn", None), ("l1", 1.0), ("l2", 2.0), ("linf", float("inf"))]
+    "norm, p", [("batch", None), ("l1", 1.0), ("l2", 2.0), ("linf", float("inf"))]
 )
 def test_normalized_network_matches_layer_by_layer_reference(norm, p):
     net = DeepLinearNet(depth=5, dim=3, norm=norm, seed=1, eps=1e-5).double()
@@ -73,7 +75,7 @@ def test_loss_is_a_sum_over_samples():
 
 
 def test_layer_groups_cover_every_parameter_once():
-    net = DeepLinearNet(depth=4, dim=3, norm="bn")
+    net = DeepLinearNet(depth=4, dim=3, norm="batch")
     groups = layer_groups(net)
     names = [n for _, ns in groups for n in ns]
     assert sorted(names) == sorted(n for n, _ in net.named_parameters())
@@ -84,7 +86,7 @@ def test_layer_groups_cover_every_parameter_once():
 def test_bn_cuts_the_dependence_of_a_unit_on_earlier_layers():
     x = torch.randn(200, 5, dtype=torch.float64)
     plain = unit_moment_sensitivity(DeepLinearNet(8, 5, "none", seed=2).double(), x, layer=5)
-    bn_net = DeepLinearNet(8, 5, "bn", seed=2, eps=1e-12).double()
+    bn_net = DeepLinearNet(8, 5, "batch", seed=2, eps=1e-12).double()
     bn = unit_moment_sensitivity(bn_net, x, layer=5)
     assert bool((plain[:6] > 1e-3).all()) and bool((plain[6:] == 0).all())
     # with BN only gamma and beta of the unit's own layer move its mean and spread
@@ -96,7 +98,7 @@ def test_bn_cuts_the_dependence_of_a_unit_on_earlier_layers():
 def test_upstream_perturbation_moves_moments_only_without_bn():
     x = torch.randn(300, 5, dtype=torch.float64)
     plain_net = DeepLinearNet(8, 5, "none", seed=3).double()
-    bn_net = DeepLinearNet(8, 5, "bn", seed=3, eps=1e-12).double()
+    bn_net = DeepLinearNet(8, 5, "batch", seed=3, eps=1e-12).double()
     before = plain_net.layers[0].weight.clone()
     plain = upstream_perturbation(plain_net, x, layer=6)
     bn = upstream_perturbation(bn_net, x, layer=6)
@@ -107,8 +109,10 @@ def test_upstream_perturbation_moves_moments_only_without_bn():
 
 
 def test_bad_arguments_are_rejected():
-    with pytest.raises(ValueError, match="Unknown norm 'gn'"):
+    with pytest.raises(ValueError, match="Unknown normalizer 'gn'. Use one of: 'none', 'batch'"):
         DeepLinearNet(norm="gn")
+    with pytest.raises(ValueError, match="Unknown normalizer 'bn'"):  # the registry's "batch"
+        DeepLinearNet(norm="bn")
     with pytest.raises(ValueError, match="depth must be at least 1"):
         DeepLinearNet(depth=0)
     with pytest.raises(ValueError, match="n_samples >= 2"):
@@ -132,18 +136,142 @@ def test_experiment_shapes_and_measurements_do_not_change_training():
         steps=6,
         loss_every=2,
         probe_every=3,
-        variants=("none", "bn"),
+        variants=("none", "batch", "l1"),
         step_multipliers=(0.5, 2.0),
         lr=1e-3,
+        seeds=(0, 1),
     )
     result = exp.run(small)
-    assert result.loss["bn"].shape == (4,)
-    assert result.band_losses["none"].shape == (2, 2)
-    assert result.ics_cos["bn"].shape == (2, 4)
+    assert result.loss["batch"].shape == (2, 4)  # (seeds, losses)
+    assert result.band_losses["l1"].shape == (2, 2, 2)  # (seeds, probes, step sizes)
+    assert result.ics_cos["batch"].shape == (2, 2, 4)  # (seeds, probes, layers)
+    assert set(result.ics_cos) == {"none", "batch"}
+    assert result.ms_per_step > 0
     unmeasured = exp.run(exp.Config(**{**small.__dict__, "ics_variants": ()}))
     assert unmeasured.ics_cos == {}
-    for v in ("none", "bn"):
+    for v in small.variants:
         assert np.array_equal(result.loss[v], unmeasured.loss[v])
+
+
+def test_experiment_rejects_bad_configs():
+    from bnguide.experiments import santurkar_deep_linear as exp
+
+    with pytest.raises(ValueError, match="Config.probe_every must be a positive integer"):
+        exp.run(exp.Config(probe_every=0))
+    with pytest.raises(ValueError, match="Unknown normalizer 'bn'"):
+        exp.run(exp.Config(variants=("bn",), ics_variants=()))
+    with pytest.raises(RuntimeError, match=r"\['none'\] diverged at step \d+; lower Config.lr"):
+        exp.run(exp.Config(depth=3, variants=("none",), lr=10.0, steps=50, seeds=(0,)))
+
+
+def _stack(nets, dtype=torch.float64):
+    weights = torch.stack([torch.stack([m.weight.detach() for m in n.layers]) for n in nets])
+    ones = torch.ones(len(nets), nets[0].depth - 1, nets[0].dim, dtype=dtype)
+    gamma = torch.stack([torch.stack([m.weight.detach() for m in n.norms]) if n.norms else ones[0]
+                         for n in nets])  # fmt: skip
+    beta = torch.stack([torch.stack([m.bias.detach() for m in n.norms]) if n.norms else 0 * ones[0]
+                        for n in nets])  # fmt: skip
+    return [t[None].requires_grad_(True) for t in (weights, gamma, beta)]
+
+
+def test_stacked_loss_is_every_networks_summed_squared_error_and_gradient():
+    # float64 both ways; the moments replace sums over the samples, so the two differ by
+    # rounding only: 1e-8 relative here (a few hundred float64 eps: 25 layers of products),
+    # where eps = 1e-5 keeps every scale away from 0
+    from bnguide.deep_linear import StackedProblem, stacked_loss
+
+    kinds, seeds = ("none", "batch", "l2", "l1", "linf"), (0, 3)
+    problem = StackedProblem(seeds, kinds, n_samples=200, dim=4)
+    nets = []
+    for kind in kinds:
+        for s in seeds:
+            net = DeepLinearNet(6, 4, kind, seed=s + 1).double()
+            with torch.no_grad():
+                for m in net.norms:  # gamma and beta away from 1 and 0
+                    m.weight.uniform_(0.5, 2.0)
+                    m.bias.normal_()
+            nets.append(net)
+    params = _stack(nets)
+    loss = stacked_loss(*params, problem)
+    grads = torch.autograd.grad(loss.sum(), params)
+    assert loss.shape == (1, len(nets))
+    for j, (net, (kind, s)) in enumerate(
+        zip(nets, [(k, s) for k in kinds for s in seeds], strict=True)
+    ):
+        x, target, _ = (t.double() for t in make_problem(200, 4, seed=s))  # drawn in float32
+        expected = sum_squared_error(net(x), target)
+        ref = torch.autograd.grad(expected, [m.weight for m in net.layers])
+        assert float(loss[0, j]) == pytest.approx(float(expected), rel=1e-8), kind
+        ref = torch.stack(ref)
+        torch.testing.assert_close(
+            grads[0][0, j], ref, rtol=1e-6, atol=1e-7 * float(ref.abs().max())
+        )
+        if kind == "none":
+            assert float(grads[1][0, j].abs().max()) == 0.0  # no norms: gamma unused
+        else:
+            ref_gamma = torch.autograd.grad(
+                sum_squared_error(net(x), target), [m.weight for m in net.norms]
+            )
+            ref_gamma = torch.stack(ref_gamma)
+            scale = 1e-7 * float(ref_gamma.abs().max())
+            torch.testing.assert_close(grads[1][0, j], ref_gamma, rtol=1e-6, atol=scale)
+
+
+def test_stacked_problem_rejects_bad_arguments():
+    from bnguide.deep_linear import StackedProblem
+
+    with pytest.raises(ValueError, match="Unknown normalizer 'group'"):
+        StackedProblem((0,), ("none", "group"))
+    with pytest.raises(ValueError, match="need distinct kinds and at least one seed"):
+        StackedProblem((0,), ("none", "none"))
+    with pytest.raises(ValueError, match="need distinct kinds and at least one seed"):
+        StackedProblem((), ("none",))
+
+
+def test_stacked_run_matches_one_network_at_a_time():
+    # The experiment (all variants and seeds stacked, loss from moments) against the plain
+    # per-network loop of DeepLinearNet, bnguide.landscape and bnguide.ics, both in float64 at
+    # the paper's lr. They start 1e-9 apart (rounding); gradient descent at lr 1e-6 runs near
+    # its stability limit and amplifies that along its sharpest directions, so after 20 steps
+    # the losses agree to 3e-5 relative (the largest gap, L-infinity's, was 8e-6 after 30).
+    from bnguide.experiments import santurkar_deep_linear as exp
+    from bnguide.ics import gradient_shift
+    from bnguide.landscape import functional_loss, probe_gradient_direction
+
+    cfg = exp.Config(steps=20, loss_every=10, probe_every=10, seeds=(1,))
+    cfg = dataclasses.replace(cfg, step_multipliers=(0.1, 1.0, 10.0))
+    result = exp.run(cfg)
+    etas = torch.tensor(cfg.step_multipliers, dtype=torch.float64) * cfg.lr
+    for i, seed in enumerate(cfg.seeds):
+        x, target, _ = (t.double() for t in make_problem(seed=seed))  # drawn in float32
+        for v in cfg.variants:
+            net = DeepLinearNet(norm=v, seed=seed + 1).double()
+            loss_fn = functional_loss(net, sum_squared_error)
+            losses, bands, cosines = [], [], []
+            for step in range(cfg.steps + 1):
+                net.zero_grad()
+                loss = sum_squared_error(net(x), target)
+                if step % cfg.loss_every == 0:
+                    losses.append(float(loss.detach()))
+                if step == cfg.steps:
+                    break
+                loss.backward()
+                if step % cfg.probe_every == 0:
+                    params = {k: p.detach().clone() for k, p in net.named_parameters()}
+                    grads = {k: p.grad.detach().clone() for k, p in net.named_parameters()}
+                    bands.append(probe_gradient_direction(loss_fn, params, etas, x, target).losses)
+                    if v in cfg.ics_variants:
+                        new = {k: params[k] - cfg.lr * grads[k] for k in params}
+                        groups = layer_groups(net)
+                        shift = gradient_shift(loss_fn, params, new, groups, x, target, grads=grads)
+                        cosines.append(shift[1])
+                with torch.no_grad():
+                    for p in net.parameters():
+                        p -= cfg.lr * p.grad
+            np.testing.assert_allclose(result.loss[v][i], losses, rtol=3e-5, err_msg=v)
+            np.testing.assert_allclose(result.band_losses[v][i], torch.stack(bands), rtol=3e-5)
+            if cosines:
+                np.testing.assert_allclose(result.ics_cos[v][i], torch.stack(cosines), atol=1e-5)
 
 
 def test_first_order_step_is_exact_with_bn_and_spills_over_without():
@@ -153,7 +281,7 @@ def test_first_order_step_is_exact_with_bn_and_spills_over_without():
     plain = first_order_spread_step(plain_net, x, layer=7, factor=2.0)
     assert torch.equal(plain_net.layers[0].weight, before)  # works on a copy
     assert abs(plain["achieved"] - 1) > 1e-3 and plain["others"] > 1e-2
-    bn = first_order_spread_step(DeepLinearNet(10, 4, "bn", seed=5).double(), x, layer=7)
+    bn = first_order_spread_step(DeepLinearNet(10, 4, "batch", seed=5).double(), x, layer=7)
     assert bn["achieved"] == pytest.approx(1.0, abs=1e-6) and bn["others"] < 1e-6
     with pytest.raises(ValueError, match="factor must be positive"):
         first_order_spread_step(plain_net, x, layer=7, factor=0.0)
@@ -161,7 +289,7 @@ def test_first_order_step_is_exact_with_bn_and_spills_over_without():
         first_order_spread_step(plain_net, x, layer=10)
 
 
-@pytest.mark.parametrize("norm", ["none", "bn"])
+@pytest.mark.parametrize("norm", ["none", "batch"])
 def test_gradient_shift_on_the_deep_linear_network_matches_literal_steps(norm):
     # Definition 2.1 through the DLN's (1, d, N) norm layout and vmap, against copies of the
     # network whose layers below i literally took their gradient step (weights, gamma, beta).

@@ -41,7 +41,7 @@ TINY = {
         noise_batches=5,
     ),
     "santurkar-deep-linear": dict(depth=4, n_samples=64, steps=20, probe_every=10,
-                                  step_multipliers=(0.5, 1.0)),
+                                  loss_every=10, step_multipliers=(0.5, 1.0), seeds=(0, 1)),
     "santurkar-learning-rate": dict(hidden=(16, 16), steps=20, eval_every=10, n_eval=200),
     "santurkar-mlp": dict(
         hidden=(16, 16), steps=20, probe_every=10, step_multipliers=(1.0, 2.0), eval_every=10,

@@ -427,8 +427,8 @@ def test_killing_a_process_in_cached_runs_leaves_no_worker_behind(tmp_path):
     # Two seeds of a deep linear net long enough to still be training when the parent dies.
     code = (
         "from bnguide.cache import cached_runs; from bnguide.experiments import "
-        "santurkar_deep_linear as d; cached_runs(d.run, d.seed_configs(d.Config(steps=10**6, "
-        "probe_every=10**6, variants=('none',)), seeds=(0, 1)), processes=2)"
+        "santurkar_deep_linear as d; cached_runs(d.run, [d.Config(steps=10**6, "
+        "probe_every=10**6, variants=('none',), seeds=(s,)) for s in (0, 1)], processes=2)"
     )
     with _in_own_session([sys.executable, "-c", code], 2, BNGUIDE_CACHE=str(tmp_path)) as proc:
         time.sleep(2.0)  # the workers are training now

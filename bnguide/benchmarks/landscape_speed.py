@@ -92,8 +92,8 @@ def _cases(norm: str) -> dict[str, Callable[[bool], object]]:
         mlp_loss, mlp_params, mlp_new, mlp_groups, x, y, vectorized=vec
     )
 
-    # the deep linear network (until bnguide.deep_linear says "batch" too, its name for BN)
-    dln = deep_linear.DeepLinearNet(norm=norm if norm in deep_linear.NORMS else "bn")
+    # the deep linear network
+    dln = deep_linear.DeepLinearNet(norm=norm)
     xd, td, _ = deep_linear.make_problem()
     dln_loss = functional_loss(dln, deep_linear.sum_squared_error)
     dln_params = {k: v.detach() for k, v in dln.named_parameters()}

@@ -1,11 +1,25 @@
 """Santurkar et al. (2018) on their 25-layer deep linear network (DLN), with and without norms.
 
-Full-batch gradient descent on :class:`bnguide.deep_linear.DeepLinearNet` (25 layers of 10x10
-matrices, 1000 Gaussian samples, Glorot initialisation) for each normalization: none, BN, L1,
-L2, L-infinity. Recorded: the loss curve; at probe steps, Definition 2.1 (``||G - G'||`` and
-``cos(G, G')`` for every layer) and the landscape along the gradient for step sizes from
-1/100x to 30x the learning rate (appendix A.2.2). Used in chapters *Why BN works: internal
-covariate shift* and *Why BN works: a smoother landscape*.
+Full-batch gradient descent on the network of :class:`bnguide.deep_linear.DeepLinearNet` (25
+layers of 10x10 matrices, 1000 Gaussian samples, Glorot initialisation) for each normalization:
+none, BN, L1, L2, L-infinity. Recorded: the loss curve; at probe steps, Definition 2.1
+(``||G - G'||`` and ``cos(G, G')`` for every layer) and the landscape along the gradient for
+step sizes from 1/100x to 30x the learning rate (appendix A.2.2). Used in chapters *Why BN
+works: internal covariate shift* and *Why BN works: a smoother landscape*.
+
+Every (variant, seed) network of a run trains at once, stacked on one batch axis, in float64:
+:func:`bnguide.deep_linear.stacked_loss` gives each network's exact loss from its data's
+moments, and one backward pass per step gives all their gradients; the probes evaluate all
+networks at all step sizes (or all 25 layer shifts) in one more pass. The result equals the
+one-network-at-a-time loop of ``DeepLinearNet``, :mod:`bnguide.landscape` and :mod:`bnguide.ics`
+to rounding (``tests/test_deep_linear.py``).
+
+The loop is not :func:`bnguide.training.fit.train`: that loop trains one ``nn.Module`` on
+mini-batches ``x[idx]`` with cross-entropy and ``torch.optim.SGD``. Here the trained state is
+three stacked tensors for all networks, the loss needs no per-sample forward pass and no labels,
+and every step is the full batch: going through ``fit.train`` would take a loss argument, a
+module whose forward ignores its input and a loader that permutes the 1,000 indices at every
+step, all to wrap ``p -= lr * grad``.
 
 Examples
 --------
@@ -24,11 +38,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from bnguide import deep_linear
-from bnguide.ics import gradient_shift
-from bnguide.landscape import functional_loss, probe_gradient_direction
 
 NAME = "santurkar-deep-linear"
 DESCRIPTION = (
@@ -43,12 +56,13 @@ __all__ = [
     "PAPER_STEPS",
     "PAPER_WORST_LOSS",
     "SEEDS",
+    "STEPS_NOTE",
     "Config",
     "Result",
     "deep_cos",
     "final_loss_ratio",
+    "book_configs",
     "run",
-    "seed_configs",
     "small_lr_config",
     "worst_loss",
 ]
@@ -56,57 +70,70 @@ __all__ = [
 SEEDS = (0, 1, 2)
 """The data / initialisation seeds over which the book states every claim of this experiment."""
 
-PAPER_FINAL_LOSS = {"none": 1661, "bn": 479, "l1": 97, "l2": 481, "linf": 986}
+PAPER_FINAL_LOSS = {"none": 1661, "batch": 479, "l1": 97, "l2": 481, "linf": 986}
 """Santurkar et al. (2018), Figure 5: the DLN's loss after :data:`PAPER_STEPS` steps at lr 1e-6."""
 
 PAPER_STEPS = 10_000
-"""Gradient-descent steps of the paper's DLN runs (ours: ``Config.steps``; see the Config)."""
+"""Gradient-descent steps of the paper's DLN runs (ours: ``Config.steps``)."""
 
-PAPER_WORST_LOSS = {"none": 1e9, "bn": 1e5}
+STEPS_NOTE = (
+    "Ours after 1,000 steps, not 10,000: even with every variant and seed stacked, the book's "
+    "two DLN runs cost about 50 ms per step, so 10,000 steps would add several minutes to the "
+    "book's build."
+)
+"""Why ``Config.steps`` is not :data:`PAPER_STEPS` (measured on 2 loaded cores, float64)."""
+
+PAPER_WORST_LOSS = {"none": 1e9, "batch": 1e5}
 """Santurkar et al. (2018), Figure 4 (DLN): the loss along the gradient reaches 1e9-1e14 early
 in training without BN and at most 1e5 with BN."""
 
 
 @dataclass(frozen=True)
 class Config:
-    """The scale the book shows.
+    """The scale the book shows: the paper's protocol.
 
     Attributes
     ----------
     depth, dim, n_samples : int
         25, 10 and 1000 in the paper.
     variants : tuple of str
-        Norms to train (see :data:`bnguide.deep_linear.NORMS`).
+        Normalizer kinds to train (kinds of :data:`bnguide.norms.registry.SANTURKAR_KINDS`).
     ics_variants : tuple of str
-        Variants on which Definition 2.1 is measured (it costs ``depth`` extra gradients).
+        Variants on which Definition 2.1 is measured, if trained (it costs ``depth`` extra
+        gradients).
     lr : float
         Step size of gradient descent on the *summed* squared error (the paper's 1e-6).
     steps : int
-        Gradient-descent steps.
+        Gradient-descent steps: 1,000, a tenth of the paper's :data:`PAPER_STEPS` (the book's
+        build cannot afford 10,000; see :data:`STEPS_NOTE`).
     loss_every, probe_every : int
-        Record the loss / run the measurements every so many steps.
+        Record the loss / run the measurements every so many steps (20 probes by default).
     step_multipliers : tuple of float
         Landscape step sizes as multiples of ``lr``.
     deep_layers : tuple of int
         ``(first, stop)``, 0-based: the layers every "deep layers" statistic uses (by default
         layers 20-24, the deepest normalized ones; layer 25 has no norm). Definition 2.1 is
         informative there, since the most layers below them have moved.
-    seed : int
-        Seeds the data (and ``seed + 1`` the initialisation, shared by all variants).
+    seeds : tuple of int
+        Seed ``s`` draws the data (``s``) and the initialisation (``s + 1``, shared by all
+        variants). All seeds train together, stacked on one batch axis.
+    eps : float
+        The normalizations' epsilon.
     """
 
     depth: int = 25
     dim: int = 10
     n_samples: int = 1000
-    variants: tuple[str, ...] = ("none", "bn", "l1", "l2", "linf")
-    ics_variants: tuple[str, ...] = ("none", "bn")
+    variants: tuple[str, ...] = ("none", "batch", "l1", "l2", "linf")
+    ics_variants: tuple[str, ...] = ("none", "batch")
     lr: float = 1e-6
     steps: int = 1000
     loss_every: int = 10
     probe_every: int = 50
     step_multipliers: tuple[float, ...] = tuple(float(m) for m in np.geomspace(0.01, 30, 9))
     deep_layers: tuple[int, int] = (19, 24)
-    seed: int = 0
+    seeds: tuple[int, ...] = SEEDS
+    eps: float = 1e-5
 
     @property
     def deep(self) -> slice:
@@ -120,24 +147,25 @@ DEEP_LAYERS = Config().deep
 
 @dataclass
 class Result:
-    """Arrays per variant (dict keys are the variant names).
+    """Arrays per variant (dict keys are the variant names), one row per seed.
 
     Attributes
     ----------
     config : Config
     loss_steps : ndarray (E,)
-    loss : dict of ndarray (E,)
-        The full-batch loss.
+    loss : dict of ndarray (S, E)
+        The full-batch loss, ``S = len(config.seeds)``.
     probe_steps : ndarray (P,)
     step_sizes : ndarray (K,)
-    band_losses : dict of ndarray (P, K)
+    band_losses : dict of ndarray (S, P, K)
         ``L(w - eta_k g)``.
-    grad_diffs : dict of ndarray (P, K)
+    grad_diffs : dict of ndarray (S, P, K)
         ``||g - grad L(w - eta_k g)||``.
-    grad_norm : dict of ndarray (P,)
-    ics_l2, ics_cos : dict of ndarray (P, depth)
+    grad_norm : dict of ndarray (S, P)
+    ics_l2, ics_cos : dict of ndarray (S, P, depth)
         Definition 2.1 for the ``ics_variants``.
-    seconds : dict of float
+    seconds : float
+        Wall-clock time of the whole run (every variant and seed, probes included).
     """
 
     config: Config
@@ -150,11 +178,74 @@ class Result:
     grad_norm: dict
     ics_l2: dict
     ics_cos: dict
-    seconds: dict
+    seconds: float
+
+    @property
+    def ms_per_step(self) -> float:
+        """Milliseconds per gradient-descent step of all stacked networks, probes included."""
+        return 1e3 * self.seconds / self.config.steps
+
+
+def _initial_parameters(config: Config, dtype: torch.dtype) -> list[Tensor]:
+    # weights (1, B, depth, d, d) as DeepLinearNet draws them; gamma 1, beta 0 (1, B, depth-1, d)
+    weights = []
+    for _ in config.variants:
+        for s in config.seeds:
+            net = deep_linear.DeepLinearNet(config.depth, config.dim, seed=int(s) + 1)
+            weights.append(torch.stack([layer.weight.detach() for layer in net.layers]))
+    w = torch.stack(weights).to(dtype)[None]
+    shape = (1, w.shape[1], config.depth - 1, config.dim)
+    return [w, torch.ones(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)]
+
+
+def _gradients(params, problem, eps):
+    # per-network losses (E, B) and their gradients (each network's own: the losses are summed)
+    params = [p.detach().requires_grad_(True) for p in params]
+    loss = deep_linear.stacked_loss(*params, problem, eps)
+    grads = torch.autograd.grad(loss.sum(), params, allow_unused=True)
+    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)]
+    return loss.detach(), grads
+
+
+def _flat_sq(tensors) -> Tensor:
+    # sum of squares over everything but the (E, B) axes
+    return sum(t.square().flatten(2).sum(-1) for t in tensors)
+
+
+def _landscape(params, grads, etas, problem, eps):
+    # Figure 4's probe for every network at once: E = K step sizes
+    moved = [
+        p - etas.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(params, grads, strict=True)
+    ]
+    losses, new = _gradients(moved, problem, eps)  # (K, B)
+    diffs = _flat_sq([n - g for n, g in zip(new, grads, strict=True)]).sqrt()  # (K, B)
+    return losses, diffs
+
+
+def _gradient_shift(params, grads, lr, problem, eps):
+    # Definition 2.1: copy l has the layers below l (and their norms) updated; (B, depth) each
+    depth = params[0].shape[2]
+    below = torch.arange(depth)[:, None] > torch.arange(depth)  # (copy, layer): layer < copy
+    copies = []
+    for p, g in zip(params, grads, strict=True):
+        n = p.shape[2]
+        mask = below[:, :n].view(depth, 1, n, *[1] * (p.dim() - 3))
+        copies.append(torch.where(mask, p - lr * g, p))  # (depth, B, n, ...)
+    _, shifted = _gradients(copies, problem, eps)
+    layer = torch.arange(depth)
+    g_new = shifted[0][layer, :, layer].transpose(0, 1).flatten(2)  # (B, depth, d * d)
+    g_old = grads[0][0].flatten(2)  # (B, depth, d * d)
+    cos = torch.nn.functional.cosine_similarity(g_new, g_old, dim=-1, eps=1e-30)
+    return (g_new - g_old).norm(dim=-1), cos
 
 
 def run(config: Config = Config(), progress: bool = False) -> Result:
-    """Train every variant by full-batch gradient descent and measure it along the way.
+    """Train every variant and seed by full-batch gradient descent, all stacked, and measure.
+
+    The networks of every (variant, seed) pair train side by side on one batch axis, in float64,
+    through :func:`bnguide.deep_linear.stacked_loss` (each network's exact loss on its samples,
+    computed from their moments); autograd gives all their gradients in one backward pass per
+    step. Probes run before the update of their step, so they never change training.
 
     Parameters
     ----------
@@ -166,78 +257,69 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
     Returns
     -------
     Result
-        Losses, landscape probes and gradient shifts per variant.
+        Losses, landscape probes and gradient shifts per variant, one row per seed.
     """
-    x, target, _ = deep_linear.make_problem(config.n_samples, config.dim, seed=config.seed)
-    etas = torch.tensor(config.step_multipliers, dtype=torch.float64) * config.lr
+    for name in ("steps", "loss_every", "probe_every"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or int(value) != value or value < 1:
+            raise ValueError(f"Config.{name} must be a positive integer, got {value!r}.")
+    start = time.perf_counter()
+    dtype = torch.float64
+    problem = deep_linear.StackedProblem(
+        config.seeds, config.variants, config.n_samples, config.dim, dtype=dtype
+    )
+    ics_kinds = tuple(v for v in config.variants if v in config.ics_variants)
+    if ics_kinds:
+        ics_problem = deep_linear.StackedProblem(
+            config.seeds, ics_kinds, config.n_samples, config.dim, dtype=dtype
+        )
+        ics_rows = torch.cat([torch.arange(problem.size)[problem.slices[k]] for k in ics_kinds])
+    etas = torch.tensor(config.step_multipliers, dtype=dtype) * config.lr
     probe_steps = np.arange(0, config.steps, config.probe_every)
     loss_steps = np.arange(0, config.steps + 1, config.loss_every)
-    keys = ("loss", "band_losses", "grad_diffs", "grad_norm", "ics_l2", "ics_cos", "seconds")
-    out = {k: {} for k in keys}
-    for norm in tqdm(config.variants, disable=not progress, desc=NAME):
-        start = time.perf_counter()
-        net = deep_linear.DeepLinearNet(config.depth, config.dim, norm, seed=config.seed + 1)
-        loss_fn = functional_loss(net, deep_linear.sum_squared_error)
-        groups = deep_linear.layer_groups(net)
-        losses = np.empty(len(loss_steps))
-        rec = {k: [] for k in ("bl", "gd", "gn", "l2", "cos")}
-        for step in range(config.steps + 1):
-            net.zero_grad(set_to_none=True)
-            loss = deep_linear.sum_squared_error(net(x), target)
-            if step % config.loss_every == 0:
-                losses[step // config.loss_every] = float(loss.detach())
-            if not torch.isfinite(loss):
-                raise RuntimeError(f"{norm!r} diverged at step {step}; lower Config.lr.")
-            if step == config.steps:
-                break
-            loss.backward()
-            if step % config.probe_every == 0:
-                params = {k: v.detach().clone() for k, v in net.named_parameters()}
-                grads = {k: v.grad.detach().clone() for k, v in net.named_parameters()}
-                moved = probe_gradient_direction(loss_fn, params, etas, x, target)
-                rec["bl"].append(moved.losses.numpy())
-                rec["gd"].append(moved.grad_diffs.numpy())
-                rec["gn"].append(moved.grad_norm)
-                if norm in config.ics_variants:
-                    new = {k: params[k] - config.lr * grads[k] for k in params}
-                    l2, cos = gradient_shift(loss_fn, params, new, groups, x, target, grads=grads)
-                    rec["l2"].append(l2.numpy())
-                    rec["cos"].append(cos.numpy())
-            with torch.no_grad():
-                for p in net.parameters():
-                    p.add_(p.grad, alpha=-config.lr)
-        out["loss"][norm] = losses
-        out["band_losses"][norm] = np.stack(rec["bl"])
-        out["grad_diffs"][norm] = np.stack(rec["gd"])
-        out["grad_norm"][norm] = np.asarray(rec["gn"])
-        if rec["l2"]:
-            out["ics_l2"][norm] = np.stack(rec["l2"])
-            out["ics_cos"][norm] = np.stack(rec["cos"])
-        out["seconds"][norm] = time.perf_counter() - start
+    params = _initial_parameters(config, dtype)
+    losses, rec = [], {k: [] for k in ("bl", "gd", "gn", "l2", "cos")}
+    for step in tqdm(range(config.steps + 1), disable=not progress, desc=NAME):
+        loss, grads = _gradients(params, problem, config.eps)
+        bad = ~torch.isfinite(loss[0])
+        if bool(bad.any()):
+            names = [v for v in config.variants if bool(bad[problem.slices[v]].any())]
+            raise RuntimeError(f"{names} diverged at step {step}; lower Config.lr.")
+        if step % config.loss_every == 0:
+            losses.append(loss[0].numpy())  # (B,)
+        if step == config.steps:
+            break
+        if step % config.probe_every == 0:
+            band, diffs = _landscape(params, grads, etas, problem, config.eps)
+            rec["bl"].append(band.T.numpy())  # (B, K)
+            rec["gd"].append(diffs.T.numpy())
+            rec["gn"].append(_flat_sq(grads)[0].sqrt().numpy())  # (B,)
+            if ics_kinds:
+                sub = [p[:, ics_rows] for p in params]
+                l2, cos = _gradient_shift(
+                    sub, [g[:, ics_rows] for g in grads], config.lr, ics_problem, config.eps
+                )
+                rec["l2"].append(l2.numpy())  # (B', depth)
+                rec["cos"].append(cos.numpy())
+        params = [p - config.lr * g for p, g in zip(params, grads, strict=True)]
+
+    def per_variant(rows, kinds_of):  # T arrays (B, ...) -> {variant: (S, T, ...)}
+        stacked = np.moveaxis(np.stack(rows), 0, 1)  # (B, T, ...)
+        return {k: stacked[kinds_of.slices[k]] for k in kinds_of.kinds}
+
     return Result(
         config=config,
         loss_steps=loss_steps,
+        loss=per_variant(losses, problem),
         probe_steps=probe_steps,
         step_sizes=etas.numpy(),
-        **out,
+        band_losses=per_variant(rec["bl"], problem),
+        grad_diffs=per_variant(rec["gd"], problem),
+        grad_norm=per_variant(rec["gn"], problem),
+        ics_l2=per_variant(rec["l2"], ics_problem) if ics_kinds else {},
+        ics_cos=per_variant(rec["cos"], ics_problem) if ics_kinds else {},
+        seconds=time.perf_counter() - start,
     )
-
-
-def seed_configs(config: Config = Config(), seeds=SEEDS) -> list[Config]:
-    """``config`` once per seed, for :func:`bnguide.cache.cached_runs`.
-
-    Parameters
-    ----------
-    config : Config, optional
-        Every setting but the seed.
-    seeds : sequence of int, optional
-        By default :data:`SEEDS`.
-
-    Returns
-    -------
-    list of Config
-    """
-    return [dataclasses.replace(config, seed=int(s)) for s in seeds]
 
 
 # --- Comparisons with the paper (bnguide.claims) -------------------------------------------
@@ -258,16 +340,32 @@ def small_lr_config(config: Config = Config()) -> Config:
     -------
     Config
     """
-    return dataclasses.replace(config, lr=LR_SMALL, variants=("none", "bn"))
+    return dataclasses.replace(config, lr=LR_SMALL, variants=("none", "batch"))
 
 
-def deep_cos(results, variant: str) -> np.ndarray:
+def book_configs(config: Config = Config()) -> list[Config]:
+    """The two runs the book shows, for :func:`bnguide.cache.cached_runs`: lr 1e-6 and 1e-7.
+
+    Parameters
+    ----------
+    config : Config, optional
+        Every setting but the learning rate and, at 1e-7, the variants.
+
+    Returns
+    -------
+    list of Config
+        ``[config, small_lr_config(config)]``.
+    """
+    return [config, small_lr_config(config)]
+
+
+def deep_cos(result: Result, variant: str) -> np.ndarray:
     """Per seed, the median of ``cos(G, G')`` over the probes and the ``deep_layers``.
 
     Parameters
     ----------
-    results : sequence of Result
-        One per seed; each result's own ``config.deep_layers`` is used.
+    result : Result
+        Its own ``config.deep_layers`` is used.
     variant : str
         One of the result's ``ics_variants``.
 
@@ -275,45 +373,45 @@ def deep_cos(results, variant: str) -> np.ndarray:
     -------
     ndarray (S,)
     """
-    return np.array([float(np.median(r.ics_cos[variant][:, r.config.deep])) for r in results])
+    cos = result.ics_cos[variant][:, :, result.config.deep]  # (S, P, window)
+    return np.median(cos.reshape(len(cos), -1), axis=1)
 
 
-def final_loss_ratio(results, variant: str) -> np.ndarray:
+def final_loss_ratio(result: Result, variant: str) -> np.ndarray:
     """Per seed, ``variant``'s final loss over the standard network's.
 
     Parameters
     ----------
-    results : sequence of Result
-        One per seed, each with the ``"none"`` variant.
+    result : Result
+        With the ``"none"`` variant.
     variant : str
 
     Returns
     -------
     ndarray (S,)
     """
-    return np.array([r.loss[variant][-1] / r.loss["none"][-1] for r in results])
+    return result.loss[variant][:, -1] / result.loss["none"][:, -1]
 
 
-def worst_loss(results, variant: str) -> np.ndarray:
+def worst_loss(result: Result, variant: str) -> np.ndarray:
     """Per seed, the largest loss along the gradient over every probe and step size.
 
     Parameters
     ----------
-    results : sequence of Result
-        One per seed.
+    result : Result
     variant : str
 
     Returns
     -------
     ndarray (S,)
     """
-    return np.array([float(r.band_losses[variant].max()) for r in results])
+    return result.band_losses[variant].max((1, 2))
 
 
-def _book(config: Config = Config()):
+def _book(config: Config = Config()) -> Result:
     from bnguide.cache import cached_runs
 
-    return cached_runs(run, seed_configs(config))
+    return cached_runs(run, book_configs(Config()))[0 if config == Config() else 1]
 
 
 def _measure(fn, config: Config = Config()):
@@ -350,7 +448,7 @@ def _claims():
                 id=f"dln-bn-cos{tag}",
                 statement="With BN the DLN's gradient direction changes much more.",
                 paper_value="cos(G, G') swinging between -0.9 and +0.9 with BN, about 1 without",
-                measure=_measure(lambda r: deep_cos(r, "bn") - deep_cos(r, "none"), config),
+                measure=_measure(lambda r: deep_cos(r, "batch") - deep_cos(r, "none"), config),
                 criterion=Direction("<", 0.0, f"BN minus standard, {deep}, {lr}", margin=0.1),
                 note=""
                 if tag
@@ -358,19 +456,20 @@ def _claims():
                 **ics,
             ),
         ]
-    for norm in ("bn", "l1", "l2", "linf"):
+    for norm in ("batch", "l1", "l2", "linf"):
+        name = "bn" if norm == "batch" else norm  # the claim ids are public anchors
         out.append(
             Claim(
-                id=f"dln-final-loss-{norm}",
-                statement=f"{norm.upper()} normalization ends with a lower loss than the "
+                id=f"dln-final-loss-{name}",
+                statement=f"{name.upper()} normalization ends with a lower loss than the "
                 "standard DLN.",
                 paper_value=f"{pf[norm]} vs {pf['none']} after {PAPER_STEPS:,} steps "
                 f"({pf[norm] / pf['none']:.2f}x)",
                 measure=_measure(lambda r, norm=norm: final_loss_ratio(r, norm)),
                 criterion=Ratio(
-                    pf[norm] / pf["none"], 2.0, f"final loss, {norm} / standard, lr 1e-6"
+                    pf[norm] / pf["none"], 2.0, f"final loss, {name} / standard, lr 1e-6"
                 ),
-                note=f"Ours after {Config().steps:,} steps, not {PAPER_STEPS:,} (time budget)."
+                note=STEPS_NOTE
                 + (
                     " Which seeds end above the standard network changes with the float kernels."
                     if norm == "linf"
@@ -383,18 +482,21 @@ def _claims():
         Claim(
             id="dln-worst-loss-ratio",
             statement="Along the gradient the loss explodes without BN, not with it.",
-            paper_value=f"up to 1e9-1e14 without BN, at most {PAPER_WORST_LOSS['bn']:.0e} with",
-            measure=_measure(lambda r: worst_loss(r, "none") / worst_loss(r, "bn")),
+            paper_value=f"up to 1e9-1e14 without BN, at most {PAPER_WORST_LOSS['batch']:.0e} with",
+            measure=_measure(lambda r: worst_loss(r, "none") / worst_loss(r, "batch")),
             criterion=Direction(">", 1e3, "largest loss along g, standard / BN, lr 1e-6"),
+            note="Under the portable default kernels one seed's standard network explodes less "
+            "(its worst loss along g is below 1e3 times BN's: partly); under the AVX2 and "
+            "AVX-512 kernels every seed's is more than 1e5 times BN's.",
             **land,
         ),
         Claim(
             id="dln-worst-loss-bn",
             statement="With BN the loss along the gradient stays below 1e5.",
-            paper_value=f"at most {PAPER_WORST_LOSS['bn']:.0e}",
-            measure=_measure(lambda r: worst_loss(r, "bn")),
+            paper_value=f"at most {PAPER_WORST_LOSS['batch']:.0e}",
+            measure=_measure(lambda r: worst_loss(r, "batch")),
             criterion=Direction(
-                "<", PAPER_WORST_LOSS["bn"], "largest loss along g with BN, lr 1e-6"
+                "<", PAPER_WORST_LOSS["batch"], "largest loss along g with BN, lr 1e-6"
             ),
             note="Our BN network's worst loss is a few times the paper's bound; the loss is a "
             "sum over 1,000 random samples whose scale depends on the draw of A and x.",

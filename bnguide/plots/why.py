@@ -28,7 +28,9 @@ __all__ = [
     "COLOR",
     "LABEL",
     "plot_accuracy",
+    "plot_deep_linear_layer_cos",
     "plot_deep_linear_loss",
+    "plot_deep_linear_worst_loss",
     "plot_distribution_shift",
     "plot_gradient_shift",
     "plot_gradient_shift_by_layer",
@@ -41,12 +43,10 @@ __all__ = [
 ]
 
 # Keyed by the kinds of bnguide.norms.registry ("none", "batch", "l1", ...) and the noisy
-# variants of santurkar-noisy-bn; "bn" is the deep linear network's name for BN until
-# bnguide.deep_linear uses the registry's "batch" too.
+# variants of santurkar-noisy-bn.
 LABEL = {
     "none": "standard",
     "batch": "BN",
-    "bn": "BN",
     "noisy-batch": "noisy BN",
     "none+noise": "standard + noise",
     "l1": "L1 norm",
@@ -56,7 +56,6 @@ LABEL = {
 COLOR = {
     "none": COLORS["baseline"],
     "batch": COLORS["bn"],
-    "bn": COLORS["bn"],
     "noisy-batch": COLORS["alt1"],
     "none+noise": COLORS["alt3"],
     "l1": COLORS["alt1"],
@@ -71,7 +70,7 @@ def _ax(ax):
 
 def _standard_and_bn(per_variant: dict) -> list[str]:
     # the default pair of the Definition 2.1 and Figure 4 panels: no normalization and BN
-    return [v for v in ("none", "batch", "bn") if v in per_variant]
+    return [v for v in ("none", "batch") if v in per_variant]
 
 
 def plot_accuracy(result, variants: Sequence[str] | None = None, *, ax=None, title=None):
@@ -180,8 +179,8 @@ def plot_gradient_shift(result, layer: int, variants=None, *, axes=None, title="
     Parameters
     ----------
     result : dataclass
-        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
-        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+        A :class:`bnguide.experiments.santurkar_mlp.Result` (for the deep linear network, one
+        seed's layer: :func:`plot_deep_linear_layer_cos`).
     layer : int
         The layer, counted from 0.
     variants : sequence of str, optional
@@ -237,7 +236,8 @@ def plot_gradient_shift_by_layer(result, variants=None, *, field="ics_cos", ax=N
     ----------
     result : dataclass or sequence of dataclasses
         A :class:`bnguide.experiments.santurkar_mlp.Result` or a
-        :class:`bnguide.experiments.santurkar_deep_linear.Result`, or a list of them (seeds).
+        :class:`bnguide.experiments.santurkar_deep_linear.Result` (which holds its seeds), or a
+        list of them (seeds).
     variants : sequence of str, optional
         Which variants to draw; by default no normalization and BN.
     field : str, optional
@@ -258,8 +258,10 @@ def plot_gradient_shift_by_layer(result, variants=None, *, field="ics_cos", ax=N
     results = list(result) if isinstance(result, (list, tuple)) else [result]
     for v in variants or _standard_and_bn(results[0].ics_cos):
         cos = np.stack([_shift(r, v, field) for r in results])  # (seeds, P, layers)
+        if cos.ndim == 4:  # one result holding its seeds (the deep linear network's)
+            cos = np.concatenate(cos)
         layers = np.arange(1, cos.shape[2] + 1)
-        if len(results) == 1:
+        if len(cos) == 1:
             q25, q50, q75 = np.percentile(cos[0], [25, 50, 75], axis=0)
             ax.plot(layers, q50, color=COLOR.get(v), marker="o", ms=3, label=LABEL.get(v, v))
             ax.fill_between(layers, q25, q75, color=COLOR.get(v), alpha=0.2)
@@ -269,10 +271,10 @@ def plot_gradient_shift_by_layer(result, variants=None, *, field="ics_cos", ax=N
         ax.set_ylim(-1.05, 1.05)
     ax.set_xlabel("layer (1 = input layer)")
     name = _SHIFT_LABELS[field]
-    if len(results) == 1:
+    if len(cos) == 1:
         ax.set_ylabel(f"{name}: median, 25th-75th pct")
     else:
-        ax.set_ylabel(f"{name}: median, {len(results)} seeds")
+        ax.set_ylabel(f"{name}: median, {len(cos)} seeds")
     ax.set_title(title or "Gradient shift by layer")
     ax.legend(loc="lower left")
     return ax
@@ -286,8 +288,8 @@ def plot_landscape(result, variants=None, *, axes=None, log_loss: bool = False):
     Parameters
     ----------
     result : dataclass
-        A :class:`bnguide.experiments.santurkar_mlp.Result` or a
-        :class:`bnguide.experiments.santurkar_deep_linear.Result`.
+        A :class:`bnguide.experiments.santurkar_mlp.Result` (the deep linear network's worst
+        loss along the gradient: :func:`plot_deep_linear_worst_loss`).
     variants : sequence of str, optional
         Which variants to draw; by default no normalization and BN.
     axes : sequence of three matplotlib.axes.Axes, optional
@@ -397,13 +399,15 @@ def plot_learning_rate_accuracy(results, *, ax=None):
     return ax
 
 
-def plot_deep_linear_loss(result, *, ax=None):
-    """Full-batch loss of the deep linear network for every variant (log scale).
+def plot_deep_linear_loss(result, *, seed_index: int = 0, ax=None):
+    """Full-batch loss of the deep linear network for every variant, one seed (log scale).
 
     Parameters
     ----------
     result : bnguide.experiments.santurkar_deep_linear.Result
         What :func:`bnguide.experiments.santurkar_deep_linear.run` returned.
+    seed_index : int, optional
+        Which of ``result.config.seeds`` to draw.
     ax : matplotlib.axes.Axes, optional
         Where to draw; by default a new figure.
 
@@ -413,11 +417,78 @@ def plot_deep_linear_loss(result, *, ax=None):
     """
     ax = _ax(ax)
     for v, loss in result.loss.items():
-        ax.plot(result.loss_steps, loss, color=COLOR.get(v), label=LABEL.get(v, v))
+        ax.plot(result.loss_steps, loss[seed_index], color=COLOR.get(v), label=LABEL.get(v, v))
     ax.set_yscale("log")
     ax.set_xlabel(f"gradient-descent step (lr {result.config.lr:g})")
     ax.set_ylabel("sum of squared errors")
-    ax.set_title("Deep linear network: training loss")
+    ax.set_title(f"Deep linear network: training loss (seed {result.config.seeds[seed_index]})")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_deep_linear_layer_cos(
+    result, layer: int, variants=("none", "batch"), *, seed_index: int = 0, ax=None, title=None
+):
+    """``cos(G, G')`` of one layer of the deep linear network over training, one seed.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.santurkar_deep_linear.Result
+        With ``variants`` among its ``ics_variants``.
+    layer : int
+        The layer, counted from 0.
+    variants : sequence of str, optional
+        Which variants to draw.
+    seed_index : int, optional
+        Which of ``result.config.seeds`` to draw.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+    title : str, optional
+        Title of the Axes.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _ax(ax)
+    for v in variants:
+        cos = result.ics_cos[v][seed_index, :, layer]  # (P,)
+        ax.plot(result.probe_steps, cos, color=COLOR.get(v), label=LABEL.get(v, v))
+    ax.set_ylim(-1.05, 1.05)
+    ax.set_xlabel("gradient-descent step")
+    ax.set_ylabel("cos(G, G')")
+    seed = result.config.seeds[seed_index]
+    ax.set_title(title or f"DLN, lr {result.config.lr:g}: layer {layer + 1} (seed {seed})")
+    ax.legend(loc="best")
+    return ax
+
+
+def plot_deep_linear_worst_loss(result, *, seed_index: int = 0, ax=None):
+    """The largest loss along the gradient at each probe of the deep linear network, one seed.
+
+    Parameters
+    ----------
+    result : bnguide.experiments.santurkar_deep_linear.Result
+        What :func:`bnguide.experiments.santurkar_deep_linear.run` returned.
+    seed_index : int, optional
+        Which of ``result.config.seeds`` to draw.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _ax(ax)
+    for v, band in result.band_losses.items():
+        worst = band[seed_index].max(1)  # (P,): max over the step sizes
+        ax.plot(result.probe_steps, worst, color=COLOR.get(v), label=LABEL.get(v, v))
+    lo, hi = result.step_sizes.min() / result.config.lr, result.step_sizes.max() / result.config.lr
+    ax.set_yscale("log")
+    ax.set_xlabel("gradient-descent step")
+    ax.set_ylabel("max over eta of L(w - eta g)")
+    seed = result.config.seeds[seed_index]
+    ax.set_title(f"DLN: worst loss along the gradient ({lo:g}x-{hi:g}x lr), seed {seed}")
     ax.legend(loc="best")
     return ax
 
