@@ -47,7 +47,7 @@ def test_processes_must_be_a_positive_integer(bad):
 
 
 def test_collect_missing_notes_the_runs_then_computes_them_together(private_cache):
-    other = dln.Config(depth=3, n_samples=40, steps=10, probe_every=5, seed=7)
+    other = dln.Config(depth=3, n_samples=40, steps=10, probe_every=5, seeds=(7,))
     cache.cached_run(dln.run, TINY[0])  # already cached: measured inside the block as usual
     with cache.collect_missing(processes=2):
         with pytest.raises(cache.NotCachedYet):
