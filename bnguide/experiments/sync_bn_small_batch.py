@@ -22,13 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 import bnguide.nn as bnn
 from bnguide.distributed import launch
 from bnguide.models.small_cnn import load_subset, small_cnn
 from bnguide.norms.sync import SyncBatchNorm
-from bnguide.training.fit import evaluate, minibatches
+from bnguide.training.fit import evaluate, train
 
 __all__ = [
     "NAME",
@@ -138,22 +137,21 @@ def _average_gradients(model, world_size: int) -> None:
 def _train(model, data, batch, config, seed, rank=0, world_size=1, distributed=False):
     """Train on slices ``[rank*batch, (rank+1)*batch)`` of global batches of ``batch*world``."""
     x, y, xt, yt = data
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.sgd_momentum)
-    batches = minibatches(len(x), batch * world_size, torch.Generator().manual_seed(seed))
-    losses = torch.empty(config.steps)
-    model.train()
     if distributed:
         dist.barrier()
     start = time.perf_counter()
-    for step in range(config.steps):
-        idx = next(batches)[rank * batch : (rank + 1) * batch]  # this rank's slice
-        loss = F.cross_entropy(model(x[idx]), y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if distributed:
-            _average_gradients(model, world_size)
-        optimizer.step()
-        losses[step] = loss.detach()
+    losses = train(
+        model,
+        x,
+        y,
+        batch_size=batch,
+        steps=config.steps,
+        lr=config.lr,
+        momentum=config.sgd_momentum,
+        seed=seed,
+        shard=(rank, world_size),
+        before_update=(lambda *_: _average_gradients(model, world_size)) if distributed else None,
+    )
     if distributed:
         dist.barrier()
     step_ms = (time.perf_counter() - start) / config.steps * 1e3

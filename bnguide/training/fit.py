@@ -151,6 +151,7 @@ def train(
     clip_grad_norm: float | None = None,
     on_step: Callable[[int, nn.Module], None] | None = None,
     before_update: Callable[..., bool | None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Train ``model`` with SGD (cross-entropy) for ``steps`` mini-batches; return the losses.
 
@@ -177,6 +178,10 @@ def train(
         ``(B,)``, ``logits`` the model's output on that batch ``(B, classes)``): a probe of the
         parameters and gradients the update is about to use. Returning True stops training
         there, without that update (a diverged run).
+    shard : (rank, world_size), optional
+        Data-parallel training: draw global batches of ``batch_size * world_size`` examples
+        (the same ones on every rank, from ``seed``) and train on this rank's slice of
+        ``batch_size``. Average the gradients over the ranks in ``before_update``.
 
     Returns
     -------
@@ -187,13 +192,18 @@ def train(
     check_batch_size(batch_size, model)
     if steps < 1:
         raise ValueError(f"train: steps must be a positive integer, got {steps}.")
+    rank, world_size = (0, 1) if shard is None else shard
+    if not 0 <= rank < world_size:
+        raise ValueError(
+            f"train: shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}."
+        )
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
     losses = torch.empty(steps)
-    batches = minibatches(len(x), batch_size, generator, x.device)
+    batches = minibatches(len(x), batch_size * world_size, generator, x.device)
     model.train()
     for step in range(steps):
-        idx = next(batches)
+        idx = next(batches)[rank * batch_size : (rank + 1) * batch_size]  # this rank's slice
         logits = model(x[idx])  # (B, classes)
         loss = F.cross_entropy(logits, y[idx])
         optimizer.zero_grad(set_to_none=True)
