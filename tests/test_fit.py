@@ -239,3 +239,33 @@ def test_the_santurkar_loop_logs_one_run_and_where_it_diverged():
     assert 0 <= log.diverged_at[0, 0] < 6 and log.test_accuracy is None
     with pytest.raises(ValueError, match="Unknown normalizer 'bn'"):
         santurkar.glorot_mlp("bn")
+
+
+def test_shards_split_the_global_batch_between_ranks():
+    x, y = torch.randn(64, 5), torch.randint(0, 3, (64,))
+    seen = {}
+
+    def record(rank):
+        def hook(step, model, loss, idx, logits):
+            seen.setdefault(rank, []).append(idx.clone())
+
+        return hook
+
+    for rank, shard in ((None, None), (0, (0, 2)), (1, (1, 2))):
+        model = nn.Linear(5, 3)
+        size = 16 if shard is None else 8
+        train(
+            model,
+            x,
+            y,
+            batch_size=size,
+            steps=3,
+            lr=0.1,
+            seed=4,
+            shard=shard,
+            before_update=record(rank),
+        )
+    for step in range(3):  # the two ranks' slices are the unsharded run's batch, in order
+        np.testing.assert_array_equal(torch.cat([seen[0][step], seen[1][step]]), seen[None][step])
+    with pytest.raises(ValueError, match="shard must be"):
+        train(nn.Linear(5, 3), x, y, batch_size=8, steps=1, lr=0.1, shard=(2, 2))
