@@ -18,10 +18,12 @@ True
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
 from torch import Tensor
+from torch._functorch.utils import unwrap_dead_wrappers
 from torch.autograd import forward_ad
 
 from bnguide import _validation
@@ -58,14 +60,35 @@ def _per_channel(t: Tensor, ndim: int) -> Tensor:
     return t if ndim == 2 else t.view([1, -1] + [1] * (ndim - 2))
 
 
-def _batch_statistics(input: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    # centered input, and per-channel batch mean, biased variance and 1 / sqrt(var + eps)
+def _batch_statistics(
+    input: Tensor, count: Tensor, eps: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    # centered input, and per-channel batch mean, biased variance and 1 / sqrt(var + eps);
+    # count (values per channel) and eps are 0-dim tensors of the input's dtype (see _const)
     dims, ndim = reduce_dims(input), input.dim()
-    m = input.numel() // input.shape[1]  # values per channel
-    mean = input.sum(dims) / m  # (C,); sum then divide: cheaper than Tensor.mean on small inputs
+    mean = input.sum(dims).div_(count)  # (C,); sum then divide: cheaper than Tensor.mean
     centered = input - _per_channel(mean, ndim)  # (N, C, *)
-    var = (centered * centered).sum(dims) / m  # (C,) biased; two passes: stable
-    return centered, mean, var, torch.rsqrt(var + eps)
+    var = (centered * centered).sum(dims).div_(count)  # (C,) biased; two passes: stable
+    return centered, mean, var, var.add(eps).rsqrt_()
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_const(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    with torch.inference_mode(False), torch.no_grad():  # a plain tensor wherever it is made
+        return torch.tensor(value, dtype=dtype, device=device)
+
+
+def _const(value: float, like: Tensor) -> Tensor | float:
+    # A Python number as a cached 0-dim tensor of like's dtype and device: an operation with a
+    # Python number first converts it (an extra aten op, ~1.5 us); the value is the same, so
+    # are the results, bit for bit. Left a number under torch.compile, which sees no cache.
+    # Only float32 and float64: a float16 operation reads a Python number in float32.
+    if like.dtype not in _CONST_DTYPES or torch.compiler.is_compiling():
+        return value
+    return _cached_const(value, like.dtype, like.device)
+
+
+_CONST_DTYPES = (torch.float32, torch.float64)
 
 
 def _input_gradient(
@@ -82,7 +105,7 @@ def _input_gradient(
     # two passes over memory, laid out like the input (torch's kernel does the same).
     # ``out`` may name a scratch tensor (laid out like the input) to write into.
     ndim = centered.dim()
-    k = scale / -(centered.numel() // centered.shape[1])  # -scale / m, (C,)
+    k = scale / _const(-(centered.numel() // centered.shape[1]), scale)  # -scale / m, (C,)
     c = _per_channel(k * dbeta, ndim)
     b = _per_channel(k * invstd * dgamma, ndim)
     a = _per_channel(scale, ndim)
@@ -112,10 +135,23 @@ class BatchNormFunction(torch.autograd.Function):
 
     generate_vmap_rule = True
 
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run the function; the four arguments as above, positionally.
+
+        torch's ``Function.apply`` binds the arguments to ``forward``'s signature on every
+        call (a tenth of a small step); with exactly four positional arguments and no
+        torch.func transform active there is nothing to bind, so this skips it.
+        """
+        if kwargs or len(args) != 4 or torch._C._are_functorch_transforms_active():
+            return super().apply(*args, **kwargs)  # binds, checks, runs torch.func's rules
+        return _function_base_apply(cls, *unwrap_dead_wrappers(args))
+
     @staticmethod
     def forward(input, weight, bias, eps):
         ndim = input.dim()
-        centered, mean, var, invstd = _batch_statistics(input, eps)
+        count = _const(input.numel() // input.shape[1], input)  # values per channel
+        centered, mean, var, invstd = _batch_statistics(input, count, _const(eps, input))
         scale = invstd if weight is None else invstd * weight  # (C,)
         # y = gamma * (x - mean) * invstd + beta, written straight from the centered input
         if bias is None:
@@ -143,7 +179,8 @@ class BatchNormFunction(torch.autograd.Function):
         if double:
             # rebuild the statistics from the input with differentiable operations, so that
             # second derivatives flow through them too
-            centered, _, _, invstd = _batch_statistics(input, ctx.eps)
+            count = _const(input.numel() // input.shape[1], input)
+            centered, _, _, invstd = _batch_statistics(input, count, _const(ctx.eps, input))
         dims = reduce_dims(centered)
         scratch = centered * grad_out  # (N, C, *), laid out like the input
         dbeta = grad_out.sum(dims)  # (C,)
@@ -187,9 +224,11 @@ class BatchNormFunction(torch.autograd.Function):
         return d_out, None, None, None, None  # the statistics are not differentiable
 
 
-# torch's Function.apply binds its arguments with inspect.signature(forward) on every call when
-# setup_context is defined; computing that signature once saves about a tenth of a small step.
+# torch's Function.apply (the path with keyword arguments or torch.func transforms) binds its
+# arguments with inspect.signature(forward) on every call: compute that signature once.
 BatchNormFunction.forward.__signature__ = inspect.signature(BatchNormFunction.forward)
+# what torch's Function.apply calls once the arguments are bound: the C++ autograd entry point
+_function_base_apply = torch._C._FunctionBase.__dict__["apply"]  # called with the class first
 
 
 @torch.no_grad()
@@ -232,7 +271,8 @@ def _move_running_stats(running_mean, running_var, mean, var, count, momentum) -
     if running_mean is not None:
         running_mean.lerp_(_as(mean, running_mean.dtype), momentum)
     if running_var is not None:
-        running_var.lerp_(_as(var, running_var.dtype) * (count / (count - 1)), momentum)
+        var = _as(var, running_var.dtype)
+        running_var.lerp_(var * _const(count / (count - 1), var), momentum)
 
 
 def _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
@@ -393,9 +433,11 @@ def batch_norm_scripted(
         if input.numel() == 0:  # an empty batch: running statistics unchanged
             out = x if w is None else x * _per_channel(w, ndim)
             return (out if b is None else out + _per_channel(b, ndim)).to(input.dtype)
-        centered, mean, var, invstd = _batch_statistics(x, eps)
+        count = input.numel() // input.shape[1]
+        values = torch.full((), float(count), dtype=compute, device=x.device)  # per channel
+        eps_t = torch.full((), eps, dtype=compute, device=x.device)
+        centered, mean, var, invstd = _batch_statistics(x, values, eps_t)
         with torch.no_grad():
-            count = input.numel() // input.shape[1]
             if running_mean is not None:
                 running_mean.lerp_(mean.detach().to(running_mean.dtype), momentum)
             if running_var is not None:
