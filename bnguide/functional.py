@@ -135,18 +135,6 @@ class BatchNormFunction(torch.autograd.Function):
 
     generate_vmap_rule = True
 
-    @classmethod
-    def apply(cls, *args, **kwargs):
-        """Run the function; the four arguments as above, positionally.
-
-        torch's ``Function.apply`` binds the arguments to ``forward``'s signature on every
-        call (a tenth of a small step); with exactly four positional arguments and no
-        torch.func transform active there is nothing to bind, so this skips it.
-        """
-        if kwargs or len(args) != 4 or torch._C._are_functorch_transforms_active():
-            return super().apply(*args, **kwargs)  # binds, checks, runs torch.func's rules
-        return _function_base_apply(cls, *unwrap_dead_wrappers(args))
-
     @staticmethod
     def forward(input, weight, bias, eps):
         ndim = input.dim()
@@ -227,7 +215,8 @@ class BatchNormFunction(torch.autograd.Function):
 # torch's Function.apply (the path with keyword arguments or torch.func transforms) binds its
 # arguments with inspect.signature(forward) on every call: compute that signature once.
 BatchNormFunction.forward.__signature__ = inspect.signature(BatchNormFunction.forward)
-# what torch's Function.apply calls once the arguments are bound: the C++ autograd entry point
+# What torch's Function.apply calls once it has bound the arguments to forward's signature:
+# batch_norm calls it directly with four positional arguments, which need no binding.
 _function_base_apply = torch._C._FunctionBase.__dict__["apply"]  # called with the class first
 
 
@@ -381,7 +370,11 @@ def batch_norm(
         if input.numel() == 0:  # an empty batch: empty output, zero parameter gradients,
             out = x if w is None else x * _per_channel(w, x.dim())  # running stats unchanged
             return (out if b is None else out + _per_channel(b, x.dim())).to(input.dtype)
-        out, mean, var, _, _ = BatchNormFunction.apply(x, w, b, eps)
+        if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+            out, mean, var, _, _ = BatchNormFunction.apply(x, w, b, eps)
+        else:  # the same without apply's per-call argument binding (a tenth of a small step)
+            args = unwrap_dead_wrappers((x, w, b, eps))  # as Function.apply does
+            out, mean, var, _, _ = _function_base_apply(BatchNormFunction, *args)
         if running_mean is not None or running_var is not None:
             count = input.numel() // input.shape[1]
             _move_running_stats(running_mean, running_var, mean, var, count, momentum)
