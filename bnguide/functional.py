@@ -62,14 +62,16 @@ def _per_channel(t: Tensor, ndim: int) -> Tensor:
 
 def _batch_statistics(
     input: Tensor, count: Tensor, eps: Tensor
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    # centered input, and per-channel batch mean, biased variance and 1 / sqrt(var + eps);
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    # centered input, per-channel batch mean, biased variance and 1 / sqrt(var + eps), and the
+    # squared deviations (a tensor laid out like centered, free for the caller to write into);
     # count (values per channel) and eps are 0-dim tensors of the input's dtype (see _const)
     dims, ndim = reduce_dims(input), input.dim()
     mean = input.sum(dims).div_(count)  # (C,); sum then divide: cheaper than Tensor.mean
     centered = input - _per_channel(mean, ndim)  # (N, C, *)
-    var = (centered * centered).sum(dims).div_(count)  # (C,) biased; two passes: stable
-    return centered, mean, var, var.add(eps).rsqrt_()
+    squares = centered * centered  # (N, C, *)
+    var = squares.sum(dims).div_(count)  # (C,) biased; two passes: stable
+    return centered, mean, var, var.add(eps).rsqrt_(), squares
 
 
 @functools.lru_cache(maxsize=256)
@@ -139,13 +141,16 @@ class BatchNormFunction(torch.autograd.Function):
     def forward(input, weight, bias, eps):
         ndim = input.dim()
         count = _const(input.numel() // input.shape[1], input)  # values per channel
-        centered, mean, var, invstd = _batch_statistics(input, count, _const(eps, input))
-        scale = invstd if weight is None else invstd * weight  # (C,)
-        # y = gamma * (x - mean) * invstd + beta, written straight from the centered input
+        stats = _batch_statistics(input, count, _const(eps, input))
+        centered, mean, var, invstd, squares = stats
+        scale = _per_channel(invstd if weight is None else invstd * weight, ndim)  # (C,)
+        # y = gamma * (x - mean) * invstd + beta, written straight from the centered input into
+        # the squares' memory (one large tensor fewer to allocate) unless torch.func wraps it
+        out = squares if _plain(squares) else None
         if bias is None:
-            out = centered * _per_channel(scale, ndim)  # (N, C, *)
+            out = torch.mul(centered, scale, out=out)  # (N, C, *)
         else:
-            out = torch.addcmul(_per_channel(bias, ndim), centered, _per_channel(scale, ndim))
+            out = torch.addcmul(_per_channel(bias, ndim), centered, scale, out=out)  # (N, C, *)
         return out, mean, var, centered, invstd
 
     @staticmethod
@@ -168,7 +173,7 @@ class BatchNormFunction(torch.autograd.Function):
             # rebuild the statistics from the input with differentiable operations, so that
             # second derivatives flow through them too
             count = _const(input.numel() // input.shape[1], input)
-            centered, _, _, invstd = _batch_statistics(input, count, _const(ctx.eps, input))
+            centered, _, _, invstd, _ = _batch_statistics(input, count, _const(ctx.eps, input))
         dims = reduce_dims(centered)
         scratch = centered * grad_out  # (N, C, *), laid out like the input
         dbeta = grad_out.sum(dims)  # (C,)
@@ -357,7 +362,7 @@ def batch_norm(
     -----
     input: ``(N, C)`` or ``(N, C, *spatial)``; running_mean, running_var, weight, bias: ``(C,)``.
     """
-    if isinstance(input, Tensor) and input.numel() == 0 and input.dim() < 2:
+    if isinstance(input, Tensor) and input.dim() < 2 and input.numel() == 0:
         return input.clone()  # an empty 1D input: nothing to normalize, as torch returns
     _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps)
     _check_no_tangent_on_statistics(input, running_mean, running_var)
@@ -429,7 +434,7 @@ def batch_norm_scripted(
         count = input.numel() // input.shape[1]
         values = torch.full((), float(count), dtype=compute, device=x.device)  # per channel
         eps_t = torch.full((), eps, dtype=compute, device=x.device)
-        centered, mean, var, invstd = _batch_statistics(x, values, eps_t)
+        centered, mean, var, invstd, _ = _batch_statistics(x, values, eps_t)
         with torch.no_grad():
             if running_mean is not None:
                 running_mean.lerp_(mean.detach().to(running_mean.dtype), momentum)
