@@ -143,7 +143,7 @@ class BatchNormFunction(torch.autograd.Function):
         count = _const(input.numel() // input.shape[1], input)  # values per channel
         stats = _batch_statistics(input, count, _const(eps, input))
         centered, mean, var, invstd, squares = stats
-        scale = _per_channel(invstd if weight is None else invstd * weight, ndim)  # (C,)
+        scale = _per_channel(invstd if weight is None else invstd * weight, ndim)  # (1, C, 1...)
         # y = gamma * (x - mean) * invstd + beta, written straight from the centered input into
         # the squares' memory (one large tensor fewer to allocate) unless torch.func wraps it
         out = squares if _plain(squares) else None
@@ -262,14 +262,38 @@ def update_running_stats(
 
 def _move_running_stats(running_mean, running_var, mean, var, count, momentum) -> None:
     # mean, var: not differentiable (BatchNormFunction marks them so): no autograd to turn off
-    if running_mean is not None:
-        running_mean.lerp_(_as(mean, running_mean.dtype), momentum)
     if running_var is not None:
         var = _as(var, running_var.dtype)
-        running_var.lerp_(var * _const(count / (count - 1), var), momentum)
+        var = var * _const(count / (count - 1), var)  # unbiased
+    if running_mean is None or running_var is None:
+        if running_mean is not None:
+            running_mean.lerp_(_as(mean, running_mean.dtype), momentum)
+        if running_var is not None:
+            running_var.lerp_(var, momentum)
+    else:  # both: one call (the same lerp_ on each, one dispatch fewer)
+        mean = _as(mean, running_mean.dtype)
+        torch._foreach_lerp_([running_mean, running_var], [mean, var], momentum)
+
+
+def _usual_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    # True for arguments that pass every check below, tested in a few cheap comparisons (the
+    # checks take a few microseconds, a few percent of a small step); False: check in detail
+    if not (isinstance(input, Tensor) and input.dim() >= 2 and input.is_floating_point()):
+        return False
+    shape = (input.shape[1],)
+    for t in (running_mean, running_var, weight, bias):
+        if t is not None and t.shape != shape:
+            return False
+    if not training:
+        return eps >= 0.0 and running_mean is not None and running_var is not None
+    tracking = running_mean is not None or running_var is not None
+    # more than one value per channel: numel != C (C = 0 goes to the detailed checks)
+    return eps > 0.0 and input.numel() != shape[0] and not (tracking and momentum is None)
 
 
 def _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    if _usual_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
+        return
     where = "batch_norm"
     if not isinstance(input, Tensor):
         raise ValueError(
