@@ -18,10 +18,12 @@ True
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
 from torch import Tensor
+from torch._functorch.utils import unwrap_dead_wrappers
 from torch.autograd import forward_ad
 
 from bnguide import _validation
@@ -58,14 +60,37 @@ def _per_channel(t: Tensor, ndim: int) -> Tensor:
     return t if ndim == 2 else t.view([1, -1] + [1] * (ndim - 2))
 
 
-def _batch_statistics(input: Tensor, eps: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    # centered input, and per-channel batch mean, biased variance and 1 / sqrt(var + eps)
+def _batch_statistics(
+    input: Tensor, count: Tensor, eps: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    # centered input, per-channel batch mean, biased variance and 1 / sqrt(var + eps), and the
+    # squared deviations (a tensor laid out like centered, free for the caller to write into);
+    # count (values per channel) and eps are 0-dim tensors of the input's dtype (see _const)
     dims, ndim = reduce_dims(input), input.dim()
-    m = input.numel() // input.shape[1]  # values per channel
-    mean = input.sum(dims) / m  # (C,); sum then divide: cheaper than Tensor.mean on small inputs
+    mean = input.sum(dims).div_(count)  # (C,); sum then divide: cheaper than Tensor.mean
     centered = input - _per_channel(mean, ndim)  # (N, C, *)
-    var = (centered * centered).sum(dims) / m  # (C,) biased; two passes: stable
-    return centered, mean, var, torch.rsqrt(var + eps)
+    squares = centered * centered  # (N, C, *)
+    var = squares.sum(dims).div_(count)  # (C,) biased; two passes: stable
+    return centered, mean, var, var.add(eps).rsqrt_(), squares
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_const(value: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    with torch.inference_mode(False), torch.no_grad():  # a plain tensor wherever it is made
+        return torch.tensor(value, dtype=dtype, device=device)
+
+
+def _const(value: float, like: Tensor) -> Tensor | float:
+    # A Python number as a cached 0-dim tensor of like's dtype and device: an operation with a
+    # Python number first converts it (an extra aten op, ~1.5 us); the value is the same, so
+    # are the results, bit for bit. Left a number under torch.compile, which sees no cache.
+    # Only float32 and float64: a float16 operation reads a Python number in float32.
+    if like.dtype not in _CONST_DTYPES or torch.compiler.is_compiling():
+        return value
+    return _cached_const(value, like.dtype, like.device)
+
+
+_CONST_DTYPES = (torch.float32, torch.float64)
 
 
 def _input_gradient(
@@ -82,7 +107,7 @@ def _input_gradient(
     # two passes over memory, laid out like the input (torch's kernel does the same).
     # ``out`` may name a scratch tensor (laid out like the input) to write into.
     ndim = centered.dim()
-    k = scale / -(centered.numel() // centered.shape[1])  # -scale / m, (C,)
+    k = scale / _const(-(centered.numel() // centered.shape[1]), scale)  # -scale / m, (C,)
     c = _per_channel(k * dbeta, ndim)
     b = _per_channel(k * invstd * dgamma, ndim)
     a = _per_channel(scale, ndim)
@@ -115,13 +140,17 @@ class BatchNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(input, weight, bias, eps):
         ndim = input.dim()
-        centered, mean, var, invstd = _batch_statistics(input, eps)
-        scale = invstd if weight is None else invstd * weight  # (C,)
-        # y = gamma * (x - mean) * invstd + beta, written straight from the centered input
+        count = _const(input.numel() // input.shape[1], input)  # values per channel
+        stats = _batch_statistics(input, count, _const(eps, input))
+        centered, mean, var, invstd, squares = stats
+        scale = _per_channel(invstd if weight is None else invstd * weight, ndim)  # (1, C, 1...)
+        # y = gamma * (x - mean) * invstd + beta, written straight from the centered input into
+        # the squares' memory (one large tensor fewer to allocate) unless torch.func wraps it
+        out = squares if _plain(squares) else None
         if bias is None:
-            out = centered * _per_channel(scale, ndim)  # (N, C, *)
+            out = torch.mul(centered, scale, out=out)  # (N, C, *)
         else:
-            out = torch.addcmul(_per_channel(bias, ndim), centered, _per_channel(scale, ndim))
+            out = torch.addcmul(_per_channel(bias, ndim), centered, scale, out=out)  # (N, C, *)
         return out, mean, var, centered, invstd
 
     @staticmethod
@@ -143,7 +172,8 @@ class BatchNormFunction(torch.autograd.Function):
         if double:
             # rebuild the statistics from the input with differentiable operations, so that
             # second derivatives flow through them too
-            centered, _, _, invstd = _batch_statistics(input, ctx.eps)
+            count = _const(input.numel() // input.shape[1], input)
+            centered, _, _, invstd, _ = _batch_statistics(input, count, _const(ctx.eps, input))
         dims = reduce_dims(centered)
         scratch = centered * grad_out  # (N, C, *), laid out like the input
         dbeta = grad_out.sum(dims)  # (C,)
@@ -187,9 +217,12 @@ class BatchNormFunction(torch.autograd.Function):
         return d_out, None, None, None, None  # the statistics are not differentiable
 
 
-# torch's Function.apply binds its arguments with inspect.signature(forward) on every call when
-# setup_context is defined; computing that signature once saves about a tenth of a small step.
+# torch's Function.apply (the path with keyword arguments or torch.func transforms) binds its
+# arguments with inspect.signature(forward) on every call: compute that signature once.
 BatchNormFunction.forward.__signature__ = inspect.signature(BatchNormFunction.forward)
+# What torch's Function.apply calls once it has bound the arguments to forward's signature:
+# batch_norm calls it directly with four positional arguments, which need no binding.
+_function_base_apply = torch._C._FunctionBase.__dict__["apply"]  # called with the class first
 
 
 @torch.no_grad()
@@ -229,13 +262,38 @@ def update_running_stats(
 
 def _move_running_stats(running_mean, running_var, mean, var, count, momentum) -> None:
     # mean, var: not differentiable (BatchNormFunction marks them so): no autograd to turn off
-    if running_mean is not None:
-        running_mean.lerp_(_as(mean, running_mean.dtype), momentum)
     if running_var is not None:
-        running_var.lerp_(_as(var, running_var.dtype) * (count / (count - 1)), momentum)
+        var = _as(var, running_var.dtype)
+        var = var * _const(count / (count - 1), var)  # unbiased
+    if running_mean is None or running_var is None:
+        if running_mean is not None:
+            running_mean.lerp_(_as(mean, running_mean.dtype), momentum)
+        if running_var is not None:
+            running_var.lerp_(var, momentum)
+    else:  # both: one call (the same lerp_ on each, one dispatch fewer)
+        mean = _as(mean, running_mean.dtype)
+        torch._foreach_lerp_([running_mean, running_var], [mean, var], momentum)
+
+
+def _usual_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    # True for arguments that pass every check below, tested in a few cheap comparisons (the
+    # checks take a few microseconds, a few percent of a small step); False: check in detail
+    if not (isinstance(input, Tensor) and input.dim() >= 2 and input.is_floating_point()):
+        return False
+    shape = (input.shape[1],)
+    for t in (running_mean, running_var, weight, bias):
+        if t is not None and t.shape != shape:
+            return False
+    if not training:
+        return eps >= 0.0 and running_mean is not None and running_var is not None
+    tracking = running_mean is not None or running_var is not None
+    # more than one value per channel: numel != C (C = 0 goes to the detailed checks)
+    return eps > 0.0 and input.numel() != shape[0] and not (tracking and momentum is None)
 
 
 def _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    if _usual_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps):
+        return
     where = "batch_norm"
     if not isinstance(input, Tensor):
         raise ValueError(
@@ -328,7 +386,7 @@ def batch_norm(
     -----
     input: ``(N, C)`` or ``(N, C, *spatial)``; running_mean, running_var, weight, bias: ``(C,)``.
     """
-    if isinstance(input, Tensor) and input.numel() == 0 and input.dim() < 2:
+    if isinstance(input, Tensor) and input.dim() < 2 and input.numel() == 0:
         return input.clone()  # an empty 1D input: nothing to normalize, as torch returns
     _check_arguments(input, running_mean, running_var, weight, bias, training, momentum, eps)
     _check_no_tangent_on_statistics(input, running_mean, running_var)
@@ -341,7 +399,11 @@ def batch_norm(
         if input.numel() == 0:  # an empty batch: empty output, zero parameter gradients,
             out = x if w is None else x * _per_channel(w, x.dim())  # running stats unchanged
             return (out if b is None else out + _per_channel(b, x.dim())).to(input.dtype)
-        out, mean, var, _, _ = BatchNormFunction.apply(x, w, b, eps)
+        if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+            out, mean, var, _, _ = BatchNormFunction.apply(x, w, b, eps)
+        else:  # the same without apply's per-call argument binding (a tenth of a small step)
+            args = unwrap_dead_wrappers((x, w, b, eps))  # as Function.apply does
+            out, mean, var, _, _ = _function_base_apply(BatchNormFunction, *args)
         if running_mean is not None or running_var is not None:
             count = input.numel() // input.shape[1]
             _move_running_stats(running_mean, running_var, mean, var, count, momentum)
@@ -393,9 +455,11 @@ def batch_norm_scripted(
         if input.numel() == 0:  # an empty batch: running statistics unchanged
             out = x if w is None else x * _per_channel(w, ndim)
             return (out if b is None else out + _per_channel(b, ndim)).to(input.dtype)
-        centered, mean, var, invstd = _batch_statistics(x, eps)
+        count = input.numel() // input.shape[1]
+        values = torch.full((), float(count), dtype=compute, device=x.device)  # per channel
+        eps_t = torch.full((), eps, dtype=compute, device=x.device)
+        centered, mean, var, invstd, _ = _batch_statistics(x, values, eps_t)
         with torch.no_grad():
-            count = input.numel() // input.shape[1]
             if running_mean is not None:
                 running_mean.lerp_(mean.detach().to(running_mean.dtype), momentum)
             if running_var is not None:

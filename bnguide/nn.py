@@ -255,15 +255,17 @@ class _BatchNorm(_TorchBatchNorm):
         -----
         input, output: ``(N, C, *)`` with ``C = num_features``, as the subclass expects.
         """
-        _validation.check_num_channels(input, self.num_features, self._get_name())
+        if input.shape[1] != self.num_features:  # (the check words the error)
+            _validation.check_num_channels(input, self.num_features, self._get_name())
         factor = self._factor()
+        training, running_mean = self.training, self.running_mean  # a buffer: read it once
         # Which statistics: batch ones in training, and in evaluation when none are tracked.
-        use_batch_stats = self.training or self.running_mean is None
+        use_batch_stats = training or running_mean is None
         # Pass the buffers only when they are read (eval) or updated (training and tracked).
-        track = not self.training or self.track_running_stats
+        track = not training or self.track_running_stats
         return batch_norm(
             input,
-            self.running_mean if track else None,
+            running_mean if track else None,
             self.running_var if track else None,
             self.weight,
             self.bias,

@@ -162,7 +162,8 @@ def time_step(
 
 
 class _TrafficCounter(TorchDispatchMode):
-    # Sums the elements of every tensor an aten operator reads or writes.
+    # Sums the elements of every tensor an aten operator reads or writes (an out= argument is
+    # written, not read).
     def __init__(self) -> None:
         super().__init__()
         self.read = 0
@@ -175,7 +176,8 @@ class _TrafficCounter(TorchDispatchMode):
         if func._schema.name in ("aten::view", "aten::_unsafe_view", "aten::detach"):
             return out  # no data moves
         self.ops += 1
-        flat_in = torch.utils._pytree.tree_leaves((args, kwargs))
+        read_kwargs = {k: v for k, v in kwargs.items() if k != "out"}
+        flat_in = torch.utils._pytree.tree_leaves((args, read_kwargs))
         flat_out = torch.utils._pytree.tree_leaves(out)
         self.read += sum(t.numel() for t in flat_in if isinstance(t, torch.Tensor))
         self.written += sum(t.numel() for t in flat_out if isinstance(t, torch.Tensor))
@@ -201,11 +203,15 @@ def memory_traffic(module: torch.nn.Module, shape: Sequence[int], seed: int = 0)
     Returns
     -------
     dict
-        ``ops`` (aten operators run), ``passes``.
+        ``ops`` (aten operators run), ``passes``; of a step after a first one, which may
+        create what later steps reuse (bnguide's cached constants).
     """
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(*shape, generator=gen, requires_grad=True)
     grad = torch.randn(*shape, generator=gen)
+    module(x).backward(grad)
+    x.grad = None  # the counted step writes fresh gradients, as the timed steps do
+    module.zero_grad(set_to_none=True)
     counter = _TrafficCounter()
     with counter:
         module(x).backward(grad)
