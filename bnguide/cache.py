@@ -387,6 +387,11 @@ def collect_missing(*, processes: int | None = None) -> Iterator[None]:
     processes : int, optional
         As for :func:`cached_runs`.
 
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        A ``with`` block; on a normal exit it has computed and cached every run noted inside.
+
     Examples
     --------
     >>> from bnguide import cache

@@ -228,7 +228,12 @@ def run_children(
 
 
 def available_cpus() -> int:
-    """The number of CPUs this process may run on (its affinity mask where the OS has one)."""
+    """The number of CPUs this process may run on (its affinity mask where the OS has one).
+
+    Returns
+    -------
+    int
+    """
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
