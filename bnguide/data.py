@@ -441,7 +441,7 @@ def load_data(
     ----------
     name : {"mnist", "fashion-mnist"}
     standardize : bool
-        As for :func:`load`: both splits with the training set's pixel mean and std.
+        As for :func:`bnguide.data.load`: both splits with the training set's pixel mean and std.
     n_train, n_test : int, optional
         Keep only the first training / test images (None: all 60,000 / 10,000).
     device : str or torch.device
@@ -484,7 +484,7 @@ def load_downsampled(
     Parameters
     ----------
     name, split : str
-        As for :func:`load`.
+        As for :func:`bnguide.data.load`.
     side : int
         Output side; must divide 28.
     limit : int, optional

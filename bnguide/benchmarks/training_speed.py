@@ -96,7 +96,7 @@ def plain_loop(
         The network to train (its layer spec and learning rate), from the Ioffe MNIST experiment.
     seed : int
         Seed of the initial weights and of the batch order.
-    data : Data
+    data : bnguide.data.Data
         The MNIST tensors, already on the device.
     config : bnguide.experiments.ioffe_mnist.Config
         The experiment's settings (batch size, evaluation steps, initial weights).

@@ -193,7 +193,7 @@ class Trainer:
     variants : sequence of Variant
         What to train; names must be unique and all specs must share their layer sizes (so
         that every variant of a seed starts from the same weights).
-    data : Data
+    data : bnguide.data.Data
         Training and test tensors (their device is where training runs).
     seeds : sequence of int
         Each seed fixes the initial weights (:func:`bnguide.models.draw_weights`) and the batch
