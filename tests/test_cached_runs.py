@@ -7,7 +7,10 @@ from bnguide import cache
 from bnguide.cache import cache_dir, cached_run, cached_runs
 from bnguide.experiments import santurkar_deep_linear as dln
 
-TINY = [dln.Config(depth=4, n_samples=50, steps=20, probe_every=10, seeds=(s,)) for s in range(3)]
+TINY = [
+    dln.Config(depth=4, n_samples=50, steps=20, probe_every=10, dense_until=0, seeds=(s,))
+    for s in range(3)
+]
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def test_processes_must_be_a_positive_integer(bad):
 
 
 def test_collect_missing_notes_the_runs_then_computes_them_together(private_cache):
-    other = dln.Config(depth=3, n_samples=40, steps=10, probe_every=5, seeds=(7,))
+    other = dln.Config(depth=3, n_samples=40, steps=10, probe_every=5, dense_until=0, seeds=(7,))
     cache.cached_run(dln.run, TINY[0])  # already cached: measured inside the block as usual
     with cache.collect_missing(processes=2):
         with pytest.raises(cache.NotCachedYet):

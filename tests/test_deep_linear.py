@@ -136,6 +136,7 @@ def test_experiment_shapes_and_measurements_do_not_change_training():
         steps=6,
         loss_every=2,
         probe_every=3,
+        dense_until=0,
         variants=("none", "batch", "l1"),
         step_multipliers=(0.5, 2.0),
         lr=1e-3,
@@ -239,7 +240,7 @@ def test_stacked_run_matches_one_network_at_a_time():
     from bnguide.ics import gradient_shift
     from bnguide.landscape import functional_loss, probe_gradient_direction
 
-    cfg = exp.Config(steps=20, loss_every=10, probe_every=10, seeds=(1,))
+    cfg = exp.Config(steps=20, loss_every=10, probe_every=10, dense_until=0, seeds=(1,))
     cfg = dataclasses.replace(cfg, step_multipliers=(0.1, 1.0, 10.0))
     result = exp.run(cfg)
     etas = torch.tensor(cfg.step_multipliers, dtype=torch.float64) * cfg.lr
@@ -327,3 +328,77 @@ def test_gradient_shift_on_the_deep_linear_network_matches_literal_steps(norm):
         expected = torch.nn.functional.cosine_similarity(g.flatten(), g_new.flatten(), dim=0)
         assert float(cos[i]) == pytest.approx(float(expected), abs=1e-9)
     assert float(cos[0]) == pytest.approx(1.0) and float(l2[1:].min()) > 0
+
+
+@pytest.mark.parametrize("copies", [1, 3])
+def test_hand_written_gradients_match_autograd_with_a_random_upstream_gradient(copies):
+    # every kind and two seeds, gamma and beta away from 1 and 0, E copies of the batch; a
+    # random weight per network's loss checks that each network gets its own gradient
+    from bnguide.deep_linear import (
+        StackedProblem,
+        fast_stacked_loss,
+        stacked_loss,
+        stacked_loss_and_grads,
+    )
+
+    kinds, seeds, depth, d = ("none", "batch", "l1", "l2", "linf"), (0, 3), 6, 4
+    problem = StackedProblem(seeds, kinds, n_samples=200, dim=d)
+    gen = torch.Generator().manual_seed(0)
+    b = problem.size
+    weights = torch.rand(copies, b, depth, d, d, generator=gen, dtype=torch.float64) - 0.5
+    gamma = 0.5 + 1.5 * torch.rand(copies, b, depth - 1, d, generator=gen, dtype=torch.float64)
+    beta = torch.randn(copies, b, depth - 1, d, generator=gen, dtype=torch.float64)
+    params = [t.requires_grad_(True) for t in (weights, gamma, beta)]
+    upstream = torch.randn(copies, b, generator=gen, dtype=torch.float64)
+    reference = stacked_loss(*params, problem)
+    expected = torch.autograd.grad((upstream * reference).sum(), params, retain_graph=True)
+    fast = fast_stacked_loss(*params, problem)
+    torch.testing.assert_close(fast, reference, rtol=1e-12, atol=0)
+    got = torch.autograd.grad((upstream * fast).sum(), params)
+    for g, e, name in zip(got, expected, ("weights", "gamma", "beta"), strict=True):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-10 * float(e.abs().max()), msg=name)
+    loss, plain = stacked_loss_and_grads(*[p.detach() for p in params], problem)
+    torch.testing.assert_close(loss, reference.detach(), rtol=1e-12, atol=0)
+    # without the upstream weights: each network's own gradient; unused parameters get zeros
+    own = torch.autograd.grad(reference.sum(), params, allow_unused=True)
+    torch.testing.assert_close(plain[0], own[0], rtol=1e-10, atol=1e-10 * float(own[0].abs().max()))
+    none = problem.slices["none"]
+    assert float(plain[1][:, none].abs().max()) == 0.0 and float(plain[2][:, none].abs().max()) == 0
+    assert float(plain[2][:, :, : depth - 2].abs().max()) == 0.0  # only the last beta matters
+
+
+def test_run_trains_through_the_one_loop_and_matches_plain_gradient_descent():
+    # the experiment's loop (fit.run_sgd with the hand-written loss) against p -= lr * grad
+    # with autograd on stacked_loss: the same trajectory to float64 rounding over 30 steps
+    from bnguide.deep_linear import StackedProblem, stacked_loss
+    from bnguide.experiments import santurkar_deep_linear as exp
+
+    cfg = exp.Config(depth=5, dim=3, n_samples=50, steps=30, loss_every=10, lr=1e-3,
+                     variants=("none", "batch", "l2"), seeds=(0, 1), probe_every=10**6,
+                     dense_until=0, ics_variants=())  # fmt: skip
+    result = exp.run(cfg)
+    problem = StackedProblem(cfg.seeds, cfg.variants, cfg.n_samples, cfg.dim)
+    params = exp._initial_parameters(cfg, torch.float64)
+    losses = []
+    for step in range(cfg.steps + 1):
+        params = [p.detach().requires_grad_(True) for p in params]
+        loss = stacked_loss(*params, problem, cfg.eps)
+        if step % cfg.loss_every == 0:
+            losses.append(loss[0].detach().numpy())
+        grads = torch.autograd.grad(loss.sum(), params, allow_unused=True)
+        pairs = zip(params, grads, strict=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in pairs]
+        params = [p - cfg.lr * g for p, g in zip(params, grads, strict=True)]
+    losses = np.stack(losses, 1)  # (B, E)
+    for v in cfg.variants:
+        np.testing.assert_allclose(result.loss[v], losses[problem.slices[v]], rtol=1e-9, err_msg=v)
+    assert losses[:, -1].max() < losses[:, 0].min()  # it did train
+
+
+def test_probe_schedule_is_dense_early():
+    from bnguide.experiments import santurkar_deep_linear as exp
+
+    steps = exp.probe_schedule(exp.Config())
+    assert steps[:3].tolist() == [0, 50, 100] and steps[-1] == 9500 and len(steps) == 38
+    assert exp.probe_schedule(exp.Config(steps=120, dense_until=0, probe_every=50)).tolist() == [
+        0, 50, 100]  # fmt: skip

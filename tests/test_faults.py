@@ -428,7 +428,8 @@ def test_killing_a_process_in_cached_runs_leaves_no_worker_behind(tmp_path):
     code = (
         "from bnguide.cache import cached_runs; from bnguide.experiments import "
         "santurkar_deep_linear as d; cached_runs(d.run, [d.Config(steps=10**6, "
-        "probe_every=10**6, variants=('none',), seeds=(s,)) for s in (0, 1)], processes=2)"
+        "probe_every=10**6, dense_until=0, variants=('none',), seeds=(s,)) for s in (0, 1)], "
+        "processes=2)"
     )
     with _in_own_session([sys.executable, "-c", code], 2, BNGUIDE_CACHE=str(tmp_path)) as proc:
         time.sleep(2.0)  # the workers are training now

@@ -269,3 +269,31 @@ def test_shards_split_the_global_batch_between_ranks():
         np.testing.assert_array_equal(torch.cat([seen[0][step], seen[1][step]]), seen[None][step])
     with pytest.raises(ValueError, match="shard must be"):
         train(nn.Linear(5, 3), x, y, batch_size=8, steps=1, lr=0.1, shard=(2, 2))
+
+
+def test_run_sgd_minimizes_the_sum_of_a_loss_vector_and_runs_its_hooks():
+    # two independent quadratics in one tensor: one SGD step is w -= lr * 2 (w - target)
+    from bnguide.training.fit import run_sgd
+
+    target = torch.tensor([1.0, -2.0], dtype=torch.float64)
+    w = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    seen, after = [], []
+
+    def probe(step, loss):
+        seen.append((step, w.grad.clone(), loss.detach().clone()))
+
+    losses = run_sgd([w], lambda step: (w - target) ** 2, steps=3, lr=0.25,
+                     before_update=probe, after_update=after.append)  # fmt: skip
+    expected = torch.zeros(2, dtype=torch.float64)
+    for step, grad, loss in seen:
+        torch.testing.assert_close(grad, 2 * (expected - target))  # each entry its own gradient
+        torch.testing.assert_close(loss, (expected - target) ** 2)
+        assert float(losses[step]) == pytest.approx(float(((expected - target) ** 2).sum()))
+        expected = expected - 0.25 * 2 * (expected - target)
+    torch.testing.assert_close(w.detach(), expected)
+    assert after == [1, 2, 3] and [s for s, _, _ in seen] == [0, 1, 2]
+    stopped = run_sgd([w], lambda step: (w - target) ** 2, steps=5, lr=0.25,
+                      before_update=lambda step, loss: step == 2)  # fmt: skip
+    assert stopped.shape == (2,)
+    with pytest.raises(ValueError, match="run_sgd: steps must be a positive integer, got 0"):
+        run_sgd([w], lambda step: w.sum(), steps=0, lr=0.1)

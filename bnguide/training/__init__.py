@@ -6,9 +6,12 @@
   :class:`Data` and :func:`load_data` come from :mod:`bnguide.data`.
 - :mod:`bnguide.training.workers`: the worker processes that :func:`train_variants` deals
   (variant, seed) pairs to (started by :func:`bnguide.processes.run_children`).
-- :mod:`bnguide.training.fit`: the loop for one ordinary ``nn.Module`` (``train``, ``evaluate``).
-- :mod:`bnguide.training.santurkar`: the loop of the Santurkar et al. (2018) replications, with
-  probes before each update.
+- :mod:`bnguide.training.fit`: the one SGD loop, ``run_sgd`` (the loss of each step from a
+  function; hooks before and after each update), and ``train`` / ``evaluate`` for one ordinary
+  ``nn.Module`` on in-memory data, which go through it. The deep linear network of
+  :mod:`bnguide.experiments.santurkar_deep_linear` trains through ``run_sgd`` directly.
+- :mod:`bnguide.training.santurkar`: the Santurkar et al. (2018) MLP runs: ``fit.train`` with
+  probes as its ``before_update`` hook.
 
 Used in :doc:`/book/practice/ioffe-mnist` and the other *BN in practice* chapters.
 

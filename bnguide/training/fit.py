@@ -1,8 +1,13 @@
-"""A small, fast training loop for in-memory classification data.
+"""The one SGD loop, and training on in-memory classification data with it.
 
-The whole dataset stays in tensors; each epoch is one ``randperm`` and the last incomplete
-batch is dropped (so no batch of one example ever reaches a batch-norm layer). Used by the
-experiments of the part *BN in practice*.
+:func:`run_sgd` is the loop every experiment that trains one set of parameters goes through:
+the loss of each step comes from a function, and hooks probe the gradients before each update
+and the model after it. :func:`train` feeds it mini-batches of in-memory data with
+cross-entropy: the whole dataset stays in tensors; each epoch is one ``randperm`` and the last
+incomplete batch is dropped (so no batch of one example ever reaches a batch-norm layer). Used
+by the experiments of the part *BN in practice*, the Santurkar et al. MLPs
+(:mod:`bnguide.training.santurkar`) and the deep linear network
+(:mod:`bnguide.experiments.santurkar_deep_linear`).
 
 Examples
 --------
@@ -22,11 +27,12 @@ True
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from bnguide.precise_bn import batch_statistics, bn_layers
 
@@ -34,6 +40,7 @@ __all__ = [
     "check_batch_size",
     "evaluate",
     "minibatches",
+    "run_sgd",
     "single_thread",
     "torch_threads",
     "train",
@@ -138,6 +145,72 @@ def minibatches(
             yield order[start : start + batch_size]  # (batch_size,)
 
 
+def run_sgd(
+    parameters: Iterable[torch.Tensor],
+    loss_at: Callable[[int], torch.Tensor],
+    *,
+    steps: int,
+    lr: float,
+    momentum: float = 0.0,
+    clip_grad_norm: float | None = None,
+    before_update: Callable[[int, torch.Tensor], bool | None] | None = None,
+    after_update: Callable[[int], None] | None = None,
+    progress: str | None = None,
+) -> torch.Tensor:
+    """The one SGD loop: ``steps`` updates of ``parameters`` by ``torch.optim.SGD``.
+
+    Each step computes ``loss = loss_at(step)``, back-propagates ``loss.sum()`` (a tensor of
+    losses, e.g. one per stacked network, is minimized as their sum), clips, calls
+    ``before_update``, updates, records the summed loss and calls ``after_update``.
+
+    Parameters
+    ----------
+    parameters : iterable of torch.Tensor
+        Leaf tensors with ``requires_grad``.
+    loss_at : callable
+        ``loss_at(step)`` returns the loss tensor of step ``step`` (counting from 0), with its
+        autograd graph.
+    steps : int
+        Number of updates.
+    lr, momentum : float
+        SGD settings.
+    clip_grad_norm : float, optional
+        Rescale the gradient to at most this norm before each update.
+    before_update : callable, optional
+        ``before_update(step, loss)`` after the backward pass, before the update: the
+        parameters' ``.grad`` hold the gradients the update is about to use. Returning True
+        stops training there, without that update.
+    after_update : callable, optional
+        ``after_update(step)`` after each update, ``step`` counting from 1.
+    progress : str, optional
+        Show a progress bar with this label.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(steps,)`` summed loss of each step (before its update); shorter when
+        ``before_update`` stopped training.
+    """
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ValueError(f"run_sgd: steps must be a positive integer, got {steps!r}.")
+    params = list(parameters)
+    optimizer = torch.optim.SGD(params, lr=lr, momentum=momentum)
+    losses = torch.empty(steps)
+    for step in tqdm(range(steps), disable=progress is None, desc=progress):
+        loss = loss_at(step)
+        optimizer.zero_grad(set_to_none=True)
+        (loss if loss.dim() == 0 else loss.sum()).backward()
+        if clip_grad_norm is not None:
+            nn.utils.clip_grad_norm_(params, clip_grad_norm)
+        if before_update is not None and before_update(step, loss):
+            return losses[:step]
+        optimizer.step()
+        losses[step] = loss.detach().sum()
+        if after_update is not None:
+            after_update(step + 1)
+    return losses
+
+
 def train(
     model: nn.Module,
     x: torch.Tensor,
@@ -198,26 +271,32 @@ def train(
             f"train: shard must be (rank, world_size) with 0 <= rank < world_size, got {shard}."
         )
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    losses = torch.empty(steps)
     batches = minibatches(len(x), batch_size * world_size, generator, x.device)
+    batch: dict = {}  # this step's indices and logits, for before_update
+
+    def loss_at(step: int) -> torch.Tensor:
+        batch["idx"] = next(batches)[rank * batch_size : (rank + 1) * batch_size]  # (B,)
+        batch["logits"] = model(x[batch["idx"]])  # (B, classes)
+        return F.cross_entropy(batch["logits"], y[batch["idx"]])
+
+    def probe(step: int, loss: torch.Tensor) -> bool | None:
+        return before_update(step, model, loss, batch["idx"], batch["logits"])
+
+    def report(step: int) -> None:
+        on_step(step, model)
+        model.train()
+
     model.train()
-    for step in range(steps):
-        idx = next(batches)[rank * batch_size : (rank + 1) * batch_size]  # this rank's slice
-        logits = model(x[idx])  # (B, classes)
-        loss = F.cross_entropy(logits, y[idx])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip_grad_norm is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
-        if before_update is not None and before_update(step, model, loss, idx, logits):
-            return losses[:step]
-        optimizer.step()
-        losses[step] = loss.detach()
-        if on_step is not None:
-            on_step(step + 1, model)
-            model.train()
-    return losses
+    return run_sgd(
+        model.parameters(),
+        loss_at,
+        steps=steps,
+        lr=lr,
+        momentum=momentum,
+        clip_grad_norm=clip_grad_norm,
+        before_update=None if before_update is None else probe,
+        after_update=None if on_step is None else report,
+    )
 
 
 @torch.no_grad()

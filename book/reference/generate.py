@@ -10,7 +10,8 @@ chapter starts or stops using a module.
 
 A module is public when no part of its dotted name starts with an underscore. A package whose
 ``__init__`` re-exports names from its submodules is documented under the package's name (the
-import path readers use), and a submodule all of whose names are re-exported gets no page.
+import path readers use); a submodule all of whose names are re-exported gets a short page
+with its docstring and links to where its package documents them.
 """
 
 from __future__ import annotations
@@ -143,10 +144,43 @@ def _has_own_page(name: str) -> bool:
     return not (shown_by_parent and own and set(own) <= shown_by_parent)
 
 
-def _page(name: str) -> str | None:
-    """The Markdown of one module's page, or None when the module needs no page of its own."""
+def _used_in(name: str) -> list[str]:
+    chapters = chapters_using().get(name, [])
+    if not chapters:
+        return []
+    return ["Used in: " + ", ".join(f"{{doc}}`/{c}`" for c in chapters) + ".", ""]
+
+
+def _reexported_page(name: str) -> str:
+    """The page of a module whose every name its package documents: docstring and links."""
+    parent = name.rpartition(".")[0]
+    module = importlib.import_module(name)
+    links = ", ".join(
+        f"{{py:{'class' if inspect.isclass(getattr(module, n)) else 'obj'}}}`{parent}.{n}`"
+        for n in object_names(module)
+    )
+    return "\n".join(
+        [
+            HEADER,
+            f"# `{name}`",
+            "",
+            *_used_in(name),
+            f"Everything this module defines is re-exported by {{py:mod}}`{parent}` and documented "
+            f"there: {links}.",
+            "",
+            "```{eval-rst}",
+            f".. automodule:: {name}",
+            "   :no-index:",
+            "```",
+            "",
+        ]
+    )
+
+
+def _page(name: str) -> str:
+    """The Markdown of one module's page."""
     if not _has_own_page(name):
-        return None  # everything here is documented under the package's name
+        return _reexported_page(name)
     module = importlib.import_module(name)
     shown_by_parent = _shown_by_parent(name)
     own = object_names(module)
@@ -164,11 +198,7 @@ def _page(name: str) -> str | None:
     excluded = sorted((set(own) & shown_by_parent) | set(constants))
     if excluded:
         options.append(":exclude-members: " + ", ".join(excluded))
-    lines = [HEADER, f"# `{name}`", ""]
-    chapters = chapters_using().get(name, [])
-    if chapters:
-        links = ", ".join(f"{{doc}}`/{c}`" for c in chapters)
-        lines += [f"Used in: {links}.", ""]
+    lines = [HEADER, f"# `{name}`", "", *_used_in(name)]
     lines += [
         "```{eval-rst}",
         f".. automodule:: {name}",
@@ -374,9 +404,7 @@ def expected_pages(package: str = PACKAGE) -> dict[str, str]:
     for name in public_modules(package):
         if name == package:
             continue
-        text = _page(name)
-        if text is not None:
-            pages[f"{name}.md"] = text
+        pages[f"{name}.md"] = _page(name)
     modules = sorted((n.removesuffix(".md") for n in pages), key=lambda n: n.split("."))
     pages["index.md"] = _index(modules)
     return pages
