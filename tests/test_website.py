@@ -89,7 +89,8 @@ def test_every_public_module_has_a_reference_page():
         assert module in documented, module
     # a submodule whose names are all re-exported links them where its package documents them
     log = pages["bnguide.training.log.md"]
-    assert "{py:class}`bnguide.training.TrainLog`" in log and ":no-index:" in log
+    assert "{py:class}`bnguide.training.TrainLog`" in log and ":members:" not in log
+    assert ":no-index:" in pages["bnguide.norms.rms_norm.md"]  # bnguide.norms.rms_norm: a function
 
 
 def test_reference_generator_skips_private_modules_and_lists_every_page():

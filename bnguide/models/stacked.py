@@ -1,11 +1,12 @@
 """The small multilayer perceptrons of the *BN in practice* chapters, in two forms.
 
-:class:`MLPSpec` describes one architecture: layer sizes, the activation, and where batch
-normalization sits (``"none"``, ``"before"`` or ``"after"`` the activation of every hidden
-layer). :func:`build_mlp` turns it into a plain ``torch.nn.Sequential`` of ``nn.Linear``,
-``nn.BatchNorm1d`` and an activation module: the reference that tests and the speed benchmark
-compare against. :class:`StackedMLP` holds many copies of one spec with stacked weights, so
-that :mod:`bnguide.training` trains them all with batched matrix products.
+:class:`bnguide.models.MLPSpec` describes one architecture: layer sizes, the activation, and
+where batch normalization sits (``"none"``, ``"before"`` or ``"after"`` the activation of every
+hidden layer). :func:`bnguide.models.build_mlp` turns it into a plain ``torch.nn.Sequential`` of
+``nn.Linear``, ``nn.BatchNorm1d`` and an activation module: the reference that tests and the
+speed benchmark compare against. :class:`bnguide.models.StackedMLP` holds many copies of one spec
+with stacked weights, so that :mod:`bnguide.training` trains them all with batched matrix
+products.
 Used in :doc:`/book/practice/ioffe-mnist`, :doc:`/book/practice/learning-rate-and-sigmoid` and
 :doc:`/book/practice/bn-placement`.
 
@@ -185,7 +186,9 @@ def draw_weights(
 
 
 def load_weights_(model: nn.Sequential, weights: Sequence[torch.Tensor]) -> nn.Sequential:
-    """Copy ``(in, out)`` weight matrices into a :func:`build_mlp` model; zero its biases.
+    """Copy ``(in, out)`` weight matrices into a :func:`~bnguide.models.build_mlp` model.
+
+    Its biases are set to zero.
 
     Batch-norm layers are reset to ``weight=1, bias=0`` and fresh running statistics, so the
     model starts exactly like the stacked nets of :mod:`bnguide.training`.
@@ -193,7 +196,7 @@ def load_weights_(model: nn.Sequential, weights: Sequence[torch.Tensor]) -> nn.S
     Parameters
     ----------
     model : torch.nn.Sequential
-        A model made by :func:`build_mlp`.
+        A model made by :func:`bnguide.models.build_mlp`.
     weights : sequence of torch.Tensor
         One ``(in, out)`` matrix per linear layer, input layer first (for example from
         :func:`draw_weights`).
@@ -267,7 +270,7 @@ def _channels(t: torch.Tensor) -> torch.Tensor:
 
 
 class StackedMLP(nn.Module):
-    """``members`` independent copies of one :class:`MLPSpec`, with stacked parameters.
+    """``members`` independent copies of one :class:`~bnguide.models.MLPSpec`, stacked parameters.
 
     Parameters
     ----------
@@ -585,7 +588,7 @@ class StackedMLP(nn.Module):
         return loss
 
     def member(self, i: int) -> nn.Sequential:
-        """Member ``i`` as a standard :func:`build_mlp` model (a copy, same mode)."""
+        """Member ``i`` as a standard :func:`bnguide.models.build_mlp` model (a copy, same mode)."""
         if not 0 <= i < self.members:
             raise IndexError(f"member {i} out of range for {self.members} members.")
         ref = self.weight0

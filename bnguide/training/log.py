@@ -1,4 +1,6 @@
-"""What a training loop records: one :class:`TrainLog` of NumPy arrays, whichever loop wrote it.
+"""What a training loop records: one :class:`bnguide.training.TrainLog` of NumPy arrays.
+
+Whichever loop wrote it, the log has the same fields.
 
 :func:`bnguide.training.train_variants` fills it for many variants and seeds at once;
 :func:`bnguide.training.santurkar.train` for one network (one variant, one seed). Every per-run

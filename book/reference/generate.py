@@ -151,6 +151,12 @@ def _used_in(name: str) -> list[str]:
     return ["Used in: " + ", ".join(f"{{doc}}`/{c}`" for c in chapters) + ".", ""]
 
 
+def _name_taken_by_parent(name: str) -> bool:
+    """True when the module's package has a public name spelled like the module's own."""
+    parent_name, _, short = name.rpartition(".")
+    return short in object_names(importlib.import_module(parent_name))
+
+
 def _reexported_page(name: str) -> str:
     """The page of a module whose every name its package documents: docstring and links."""
     parent = name.rpartition(".")[0]
@@ -170,7 +176,9 @@ def _reexported_page(name: str) -> str:
             "",
             "```{eval-rst}",
             f".. automodule:: {name}",
-            "   :no-index:",
+            # where the package has a public name spelled like the module (bnguide.norms.layer_norm
+            # is also a function), that name keeps the cross-reference target
+            *(["   :no-index:"] if _name_taken_by_parent(name) else []),
             "```",
             "",
         ]
