@@ -558,14 +558,14 @@ def stacked_loss_and_grads(
     layers = weights.movedim(2, 0).contiguous()  # (depth, E, B, d, d)
     gammas = gamma.movedim(2, 0)  # (depth - 1, E, B, d)
     # forward: p_i = W_i m_{i-1}, m_i = r_i p_i with r_i = gamma_i / s_i (1 without norms)
-    ps, rs, ss, jacobians = [], [], [], []
+    ps, ms, rs, ss, jacobians = [], [], [], [], []
     m = None
     for i in range(depth - 1):
         p = layers[0] if i == 0 else layers[i] @ m  # (E, B, d, d)
         s, jac = _row_scales(p, plan, eps)  # (E, B, d), (E, B, d, d)
         r = torch.where(plan.normalized[:, None], gammas[i] / s, 1.0)  # (E, B, d)
         m = r[..., None] * p
-        ps.append(p), rs.append(r), ss.append(s), jacobians.append(jac)
+        ps.append(p), ms.append(m), rs.append(r), ss.append(s), jacobians.append(jac)
     last, beta_last = layers[depth - 1], beta[:, :, depth - 2, :, None]  # (E, B, d, 1)
     big_m = last @ m if depth > 1 else last  # (E, B, d, d)
     diff = big_m - plan.target_map  # (E, B, d, d)
@@ -593,8 +593,7 @@ def stacked_loss_and_grads(
         if i == 0:
             grad_w[0] = grad_p
         else:
-            m_before = rs[i - 1][..., None] * ps[i - 1]  # (E, B, d, d)
-            grad_w[i] = grad_p @ m_before.transpose(-1, -2)
+            grad_w[i] = grad_p @ ms[i - 1].transpose(-1, -2)
             grad_m = layers[i].transpose(-1, -2) @ grad_p
     grad_beta = torch.zeros_like(beta)
     grad_beta[:, :, depth - 2] = grad_beta_last

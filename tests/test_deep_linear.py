@@ -159,6 +159,8 @@ def test_experiment_rejects_bad_configs():
 
     with pytest.raises(ValueError, match="Config.probe_every must be a positive integer"):
         exp.run(exp.Config(probe_every=0))
+    with pytest.raises(ValueError, match="Config.dense_until must be a non-negative integer"):
+        exp.run(exp.Config(dense_until=-50))
     with pytest.raises(ValueError, match="Unknown normalizer 'bn'"):
         exp.run(exp.Config(variants=("bn",), ics_variants=()))
     with pytest.raises(RuntimeError, match=r"\['none'\] diverged at step \d+; lower Config.lr"):

@@ -213,11 +213,6 @@ def _initial_parameters(config: Config, dtype: torch.dtype) -> list[Tensor]:
     return [w, torch.ones(shape, dtype=dtype), torch.zeros(shape, dtype=dtype)]
 
 
-def _gradients(params, problem, eps):
-    # per-network losses (E, B) and their gradients (each network's own: the losses are summed)
-    return deep_linear.stacked_loss_and_grads(*params, problem, eps)
-
-
 def _flat_sq(tensors) -> Tensor:
     # sum of squares over everything but the (E, B) axes
     return sum(t.square().flatten(2).sum(-1) for t in tensors)
@@ -228,7 +223,7 @@ def _landscape(params, grads, etas, problem, eps):
     moved = [
         p - etas.view(-1, *[1] * (p.dim() - 1)) * g for p, g in zip(params, grads, strict=True)
     ]
-    losses, new = _gradients(moved, problem, eps)  # (K, B)
+    losses, new = deep_linear.stacked_loss_and_grads(*moved, problem, eps)  # (K, B)
     diffs = _flat_sq([n - g for n, g in zip(new, grads, strict=True)]).sqrt()  # (K, B)
     return losses, diffs
 
@@ -242,7 +237,7 @@ def _gradient_shift(params, grads, lr, problem, eps):
         n = p.shape[2]
         mask = below[:, :n].view(depth, 1, n, *[1] * (p.dim() - 3))
         copies.append(torch.where(mask, p - lr * g, p))  # (depth, B, n, ...)
-    _, shifted = _gradients(copies, problem, eps)
+    _, shifted = deep_linear.stacked_loss_and_grads(*copies, problem, eps)
     layer = torch.arange(depth)
     g_new = shifted[0][layer, :, layer].transpose(0, 1).flatten(2)  # (B, depth, d * d)
     g_old = grads[0][0].flatten(2)  # (B, depth, d * d)
@@ -274,6 +269,14 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         value = getattr(config, name)
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise ValueError(f"Config.{name} must be a positive integer, got {value!r}.")
+    if (
+        isinstance(config.dense_until, bool)
+        or int(config.dense_until) != config.dense_until
+        or (config.dense_until < 0)
+    ):
+        raise ValueError(
+            f"Config.dense_until must be a non-negative integer, got {config.dense_until!r}."
+        )
     start = time.perf_counter()
     dtype = torch.float64
     problem = deep_linear.StackedProblem(
@@ -325,7 +328,9 @@ def run(config: Config = Config(), progress: bool = False) -> Result:
         before_update=probe,
         progress=NAME if progress else None,
     )
-    final, _ = _gradients([p.detach() for p in params], problem, config.eps)
+    final, _ = deep_linear.stacked_loss_and_grads(
+        *[p.detach() for p in params], problem, config.eps
+    )
     check(final, config.steps)
 
     def per_variant(rows, kinds_of):  # T arrays (B, ...) -> {variant: (S, T, ...)}

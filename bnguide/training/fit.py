@@ -199,7 +199,7 @@ def run_sgd(
     for step in tqdm(range(steps), disable=progress is None, desc=progress):
         loss = loss_at(step)
         optimizer.zero_grad(set_to_none=True)
-        (loss if loss.dim() == 0 else loss.sum()).backward()
+        loss.sum().backward()
         if clip_grad_norm is not None:
             nn.utils.clip_grad_norm_(params, clip_grad_norm)
         if before_update is not None and before_update(step, loss):
