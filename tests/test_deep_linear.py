@@ -404,3 +404,37 @@ def test_probe_schedule_is_dense_early():
     assert steps[:3].tolist() == [0, 50, 100] and steps[-1] == 9500 and len(steps) == 38
     assert exp.probe_schedule(exp.Config(steps=120, dense_until=0, probe_every=50)).tolist() == [
         0, 50, 100]  # fmt: skip
+
+
+def test_late_gain_and_loss_ratios_read_the_recorded_losses():
+    from bnguide.experiments import santurkar_deep_linear as exp
+
+    cfg = exp.Config(depth=4, dim=3, n_samples=20, steps=40, loss_every=10, probe_every=20)
+    result = exp.run(dataclasses.replace(cfg, variants=("none", "batch"), ics_variants=("none",)))
+    loss = result.loss["batch"]  # (S, 5): steps 0, 10, 20, 30, 40
+    expected = (loss[:, 2] - loss[:, -1]) / (loss[:, 0] - loss[:, 2])
+    np.testing.assert_allclose(exp.late_gain(result, "batch"), expected)
+    # a made-up curve: halves of 90 and 9 -> 0.1; a steady descent -> 1
+    result.loss["batch"] = np.array([[100.0, 50, 10, 5, 1], [4, 3, 2, 1, 0], [3, 2, 1, 1, 1]])
+    np.testing.assert_allclose(exp.late_gain(result, "batch"), [0.1, 1.0, 0.0])
+    with np.errstate(divide="ignore"):
+        ratio = exp.final_loss_ratio(result, "none", over="batch")
+    assert ratio[0] == result.loss["none"][0, -1] and np.isinf(ratio[1])
+    np.testing.assert_allclose(
+        exp.final_loss_ratio(result, "batch"),
+        result.loss["batch"][:, -1] / result.loss["none"][:, -1],
+    )
+
+
+def test_plateau_claims_count_a_seed_only_beyond_half_the_papers_gap():
+    from bnguide import claims
+    from bnguide.experiments import santurkar_deep_linear as exp
+
+    l1 = claims.get("dln-final-loss-l1-vs-bn").criterion
+    linf = claims.get("dln-final-loss-linf-vs-bn").criterion
+    paper = exp.PAPER_FINAL_LOSS
+    assert l1.margin == pytest.approx((1 - paper["l1"] / paper["batch"]) / 2, abs=0.005)
+    assert linf.margin == pytest.approx((paper["linf"] / paper["batch"] - 1) / 2, abs=0.005)
+    assert l1.verdict([paper["l1"] / paper["batch"]] * 3) == "reproduced"  # the paper's own ratio
+    assert l1.verdict([1.0, 0.99, 1.05]) == linf.verdict([1.0, 1.2, 0.9]) == "not reproduced"
+    assert linf.verdict([1.0, 1.6, 1.6]) == "partly"
