@@ -50,6 +50,7 @@ DESCRIPTION = (
 __all__ = [
     "CLAIMS",
     "DEEP_LAYERS",
+    "FLAT",
     "LR_SMALL",
     "PAPER_FINAL_LOSS",
     "PAPER_STEPS",
