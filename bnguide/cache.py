@@ -48,6 +48,11 @@ from bnguide import results, source_graph
 from bnguide.paths import cache_root, remove_stale_temporaries
 from bnguide.processes import available_cpus, map_in_processes
 
+try:
+    import fcntl
+except ImportError:  # Windows: no locks between processes
+    fcntl = None
+
 __all__ = [
     "atomic_save",
     "cached_run",
@@ -163,17 +168,15 @@ def cached_run(run: Callable[[Any], R], config: Any, *, refresh: bool = False) -
     if _collected is not None and not (use_cache and not refresh and path.is_file()):
         _collected.append((run, config))
         raise NotCachedYet(f"{path.stem} is not cached yet")
-    if use_cache and not refresh and path.is_file():
-        try:
-            return results.load(path)
-        except (OSError, results.ResultFileError) as exc:
-            warnings.warn(f"bnguide cache: recomputing: {exc}", stacklevel=2)
-            try:
-                path.unlink(missing_ok=True)
-            except OSError:
-                pass
-    result = run(config)
-    if use_cache:
+    if use_cache and not refresh and (found := _load(path)) is not None:
+        return found
+    if not use_cache:
+        return run(config)
+    with _computing(path):
+        # Another process may have computed it while this one waited for the lock.
+        if not refresh and (found := _load(path)) is not None:
+            return found
+        result = run(config)
         try:
             name = getattr(sys.modules.get(run.__module__), "NAME", None)
             atomic_save(
@@ -186,9 +189,58 @@ def cached_run(run: Callable[[Any], R], config: Any, *, refresh: bool = False) -
             warnings.warn(
                 f"bnguide cache: could not store the result in the cache ({exc}); "
                 "returning it uncached. Point BNGUIDE_CACHE at a writable folder.",
-                stacklevel=2,
+                stacklevel=3,
             )
     return result
+
+
+def _load(path: Path) -> Any | None:
+    """The intact result at ``path``, or None (a damaged entry is removed with a warning)."""
+    if not path.is_file():
+        return None
+    try:
+        return results.load(path)
+    except (OSError, results.ResultFileError) as exc:
+        warnings.warn(f"bnguide cache: recomputing: {exc}", stacklevel=3)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        return None
+
+
+@contextlib.contextmanager
+def _computing(path: Path) -> Iterator[None]:
+    """Hold the lock of ``path``'s entry while it is computed: one process computes, others wait.
+
+    Two notebooks (or a notebook and the scorecard's workers) asking for the same result at once
+    compute it once. The lock is ``flock`` on ``.lock-<key>`` beside the entry, released when
+    its holder ends in any way (killed included); the holder removes the file before releasing
+    it, and a waiter that finds its lock file gone takes a fresh one. Without ``fcntl``
+    (Windows) or a writable folder there is no lock and each process computes.
+    """
+    lock = path.with_name(f".lock-{path.stem}")
+    fd = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is not None:
+            while fd is None:
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                with contextlib.suppress(FileNotFoundError):
+                    if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                        break  # the lock file still in place: this process holds it
+                os.close(fd)  # removed by the previous holder: take the new one
+                fd = None
+    except OSError:
+        fd = None  # an unwritable cache: compute unlocked (storing the result will warn)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            os.close(fd)
 
 
 def _entry(run: Callable[..., Any], config: Any) -> Path:

@@ -1,11 +1,18 @@
 """bnguide.cache: compute once per (config, code version), atomic writes, clear errors."""
 
 import dataclasses
+import importlib
+import os
 import pickle
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from bnguide import cache
+from bnguide.processes import run_children
 
 CALLS = []
 
@@ -154,3 +161,58 @@ def test_the_key_is_recorded_in_the_entry_and_listed():
     meta, _ = results.read_meta(entry)
     assert meta["cache_key"] == entry.stem == cache.cache_key(run, Config())
     assert cache.list_cache() == [(entry.stem, None, entry.stat().st_size)]
+
+
+SLOW_EXPERIMENT = """
+import dataclasses, os, time
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    steps: int = 1
+
+def run(config):
+    with open(os.environ["CALLS_FILE"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(float(os.environ["SLEEP_S"]))
+    return {"value": 7}
+"""
+
+
+def _call(module):  # in a child process: cached_run of the module's slow experiment
+    experiment = importlib.import_module(module)
+    return cache.cached_run(experiment.run, experiment.Config())
+
+
+@pytest.fixture
+def slow_experiment(tmp_path, monkeypatch):
+    (tmp_path / "slow_toy_experiment.py").write_text(SLOW_EXPERIMENT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CALLS_FILE", str(tmp_path / "calls.txt"))
+    return tmp_path / "calls.txt"
+
+
+def test_processes_asking_for_one_result_at_once_compute_it_once(slow_experiment, monkeypatch):
+    monkeypatch.setenv("SLEEP_S", "1")
+    out = run_children(_call, [("slow_toy_experiment",)] * 3)
+    out.check("A process asking for the result")
+    assert [out.values[i] for i in range(3)] == [{"value": 7}] * 3
+    assert len(slow_experiment.read_text().splitlines()) == 1  # one of them computed it
+    assert [p.suffix for p in cache.cache_dir().iterdir()] == [".npz"]  # no lock file left
+
+
+def test_a_killed_computation_releases_its_lock(slow_experiment, monkeypatch):
+    monkeypatch.setenv("SLEEP_S", "600")
+    code = "import sys; from tests.test_cache import _call; _call('slow_toy_experiment')"
+    env = {**os.environ, "PYTHONPATH": str(slow_experiment.parent)}
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[1], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not slow_experiment.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the child is computing, holding the lock
+        assert child.poll() is None and list(cache.cache_dir().glob(".lock-*"))
+    finally:
+        child.kill()
+        child.wait()
+    monkeypatch.setenv("SLEEP_S", "0")
+    assert _call("slow_toy_experiment") == {"value": 7}  # computed here, without waiting
+    assert len(slow_experiment.read_text().splitlines()) == 2
