@@ -33,7 +33,10 @@ lab: $(STAMP)
 
 # MPLBACKEND is unset for the build: a non-inline backend such as Agg, inherited by the notebook
 # kernels, would leave every figure off the site.
-BUILD_BOOK := env -u MPLBACKEND $(BIN)/jupyter-book build -W -n --keep-going --all .
+# book/_ext/build_book.py is `jupyter-book build` with the pages read (and their notebooks
+# executed) by one process per CPU; BOOK_JOBS=1 builds them one after the other.
+BOOK_JOBS ?=
+BUILD_BOOK = env -u MPLBACKEND $(BIN)/python book/_ext/build_book.py $(if $(BOOK_JOBS),--jobs $(BOOK_JOBS)) -W -n --keep-going --all .
 
 book: $(STAMP)
 	$(BUILD_BOOK)
@@ -53,6 +56,13 @@ SECOND_CACHE := $(CURDIR)/_build/.bnguide-cache-other-kernels
 # notebook again (nbval) under OTHER_KERNELS with an empty experiment cache, so every claim must
 # hold under both; tests/test_website.py opens every page of the fresh _build/html in headless
 # Chromium (screenshots in artifacts/screenshots/).
+# pytest runs the test modules and notebooks in one worker process per CPU (pytest-xdist); each
+# module or notebook stays whole on one worker (--dist loadscope: a notebook's cells run in
+# order, in one kernel), and a result two notebooks need is computed once (bnguide.cache).
+# TEST_JOBS=0 runs everything in this process.
+TEST_JOBS ?= auto
+PARALLEL_TESTS = $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadscope)
+
 define timed
 	@t0=$$(date +%s); $(2); rc=$$?; echo "==> stage '$(1)' took $$(( $$(date +%s) - t0 )) s"; exit $$rc
 endef
@@ -63,7 +73,7 @@ test: $(STAMP)
 	$(call timed,book build,$(BUILD_BOOK))
 	rm -rf $(SECOND_CACHE)
 	@env $(OTHER_KERNELS) $(KERNELS)
-	$(call timed,pytest (unit tests + notebooks; other kernels),env $(OTHER_KERNELS) BNGUIDE_CACHE=$(SECOND_CACHE) $(BIN)/python -m pytest -q --durations=25)
+	$(call timed,pytest (unit tests + notebooks; other kernels),env $(OTHER_KERNELS) BNGUIDE_CACHE=$(SECOND_CACHE) $(BIN)/python -m pytest -q --durations=25 $(PARALLEL_TESTS))
 
 # Run notebooks under a chosen kernel set with a private, empty experiment cache:
 #   make check-cpu NB=book/why/ics.ipynb CPU=avx2        (CPU: default, avx2 or avx512)

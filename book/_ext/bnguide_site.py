@@ -132,7 +132,24 @@ def _add_note(app, pagename, templatename, context, doctree) -> None:
         context["body"] = body[:cut] + _note(source.as_posix()) + body[cut:]
 
 
+# Extensions that keep no state while pages are read but do not say so: sphinx-external-toc
+# always loads sphinx_multitoc_numbering (it changes how section numbers are assigned after all
+# pages are read, in the main process; this book numbers none), and sphinx-mathjax-offline only
+# copies MathJax into the site when the build finishes.
+PARALLEL_SAFE_UNDECLARED = ("sphinx_multitoc_numbering", "sphinx-mathjax-offline")
+
+
+def _declare_parallel_safe(app):
+    # Undeclared, Sphinx warns and reads the pages one at a time; declared, `make book` reads
+    # and executes them in parallel.
+    for name in PARALLEL_SAFE_UNDECLARED:
+        extension = app.extensions.get(name)
+        if extension is not None and extension.parallel_read_safe is None:
+            extension.parallel_read_safe = True
+
+
 def setup(app):
+    app.connect("builder-inited", _declare_parallel_safe)
     # After sphinx-book-theme has prepared the header buttons (priority 500-501).
     app.connect("html-page-context", _add_note, priority=600)
     app.connect("html-page-context", _dedupe_scripts)

@@ -1,0 +1,40 @@
+"""Run ``jupyter-book build`` with Sphinx reading (and executing) the pages in parallel.
+
+Jupyter Book 1's command line has no option for Sphinx's parallel reading (``sphinx-build -j``),
+so this runs the same command with the number of jobs set: the notebooks are executed by that
+many processes at once instead of one after the other. Results that two pages need are computed
+once (``bnguide.cache`` makes the second page wait for the first). The extensions the book loads
+all declare that they are parallel-safe (``bnguide_site`` declares it for the two that do not
+say, see ``PARALLEL_SAFE_UNDECLARED`` there); if one does not, Sphinx warns and ``-W`` stops the
+build.
+
+Usage (what ``make book`` runs)::
+
+    python book/_ext/build_book.py [--jobs N] <arguments of jupyter-book build>
+
+``--jobs`` defaults to the CPUs this process may use; ``--jobs 1`` is plain ``jupyter-book build``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+
+def main(argv: list[str]) -> None:
+    jobs = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if argv[:1] == ["--jobs"]:
+        if len(argv) < 2 or not argv[1].isdigit() or int(argv[1]) < 1:
+            sys.exit("build_book.py: --jobs needs a positive whole number, e.g. --jobs 2.")
+        jobs, argv = int(argv[1]), argv[2:]
+    from jupyter_book import sphinx
+    from jupyter_book.cli.main import main as jupyter_book_cli
+
+    # `jupyter-book build` imports build_sphinx when it runs: give it the number of jobs.
+    sphinx.build_sphinx = functools.partial(sphinx.build_sphinx, jobs=jobs or 1)
+    jupyter_book_cli(["build", *argv])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
