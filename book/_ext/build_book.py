@@ -17,9 +17,41 @@ Usage (what ``make book`` runs)::
 
 from __future__ import annotations
 
+import copy
 import functools
 import os
 import sys
+
+
+def _reporting_execution(execute):
+    """``execute`` (jupyter-cache's single_nb_execution), reporting failures as they happen.
+
+    In a parallel build Sphinx reports only "ExecutionError: <notebook>" for a page whose
+    notebook failed: the log of the process that read it is lost. This prints the notebook's own
+    traceback to stderr at once. A kernel that dies or does not start (two kernels started at
+    the same moment can race for their network ports, a known Jupyter issue) is started again
+    once, on the notebook as it was; a cell that raises or times out fails the build as before.
+    """
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    @functools.wraps(execute)
+    def run(nb, *args, **kwargs):
+        pristine = copy.deepcopy(nb)  # the kernel writes its outputs into nb
+        for attempt in (1, 2):
+            result = execute(nb, *args, **kwargs)
+            if result.err is None:
+                return result
+            print(
+                f"build_book.py: executing a notebook failed:\n{result.exc_string}", file=sys.stderr
+            )
+            if isinstance(result.err, (CellExecutionError, CellTimeoutError)) or attempt == 2:
+                return result
+            print("build_book.py: the kernel did not run; starting it again once", file=sys.stderr)
+            nb.clear()
+            nb.update(copy.deepcopy(pristine))
+        return result
+
+    return run
 
 
 def main(argv: list[str]) -> None:
@@ -30,6 +62,9 @@ def main(argv: list[str]) -> None:
         jobs, argv = int(argv[1]), argv[2:]
     from jupyter_book import sphinx
     from jupyter_book.cli.main import main as jupyter_book_cli
+    from myst_nb.core.execute import direct
+
+    direct.single_nb_execution = _reporting_execution(direct.single_nb_execution)
 
     # `jupyter-book build` imports build_sphinx when it runs: give it the number of jobs.
     sphinx.build_sphinx = functools.partial(sphinx.build_sphinx, jobs=jobs or 1)
