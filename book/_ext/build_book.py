@@ -17,38 +17,24 @@ Usage (what ``make book`` runs)::
 
 from __future__ import annotations
 
-import copy
 import functools
 import os
 import sys
 
 
 def _reporting_execution(execute):
-    """``execute`` (jupyter-cache's single_nb_execution), reporting failures as they happen.
+    """``execute`` (jupyter-cache's single_nb_execution), printing a failure's own traceback.
 
     In a parallel build Sphinx reports only "ExecutionError: <notebook>" for a page whose
-    notebook failed: the log of the process that read it is lost. This prints the notebook's own
-    traceback to stderr at once. A kernel that dies or does not start (two kernels started at
-    the same moment can race for their network ports, a known Jupyter issue) is started again
-    once, on the notebook as it was; a cell that raises or times out fails the build as before.
+    notebook failed: the log of the process that read it is lost. This prints the failing cell
+    and its traceback to stderr as soon as it happens.
     """
-    from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     @functools.wraps(execute)
-    def run(nb, *args, **kwargs):
-        pristine = copy.deepcopy(nb)  # the kernel writes its outputs into nb
-        for attempt in (1, 2):
-            result = execute(nb, *args, **kwargs)
-            if result.err is None:
-                return result
-            print(
-                f"build_book.py: executing a notebook failed:\n{result.exc_string}", file=sys.stderr
-            )
-            if isinstance(result.err, (CellExecutionError, CellTimeoutError)) or attempt == 2:
-                return result
-            print("build_book.py: the kernel did not run; starting it again once", file=sys.stderr)
-            nb.clear()
-            nb.update(copy.deepcopy(pristine))
+    def run(*args, **kwargs):
+        result = execute(*args, **kwargs)
+        if result.err is not None:
+            print(f"build_book.py: a notebook failed:\n{result.exc_string}", file=sys.stderr)
         return result
 
     return run
