@@ -7,6 +7,9 @@ arrays plus JSON with a checksum (:mod:`bnguide.results`, never pickles) in
 ``~/.cache/bnguide/results`` on Linux). Clear it with ``python -m bnguide cache clear`` or
 :func:`clear_cache`; set ``BNGUIDE_NO_CACHE=1`` to bypass it.
 
+While a process computes a result it holds a lock on it: another process (a second notebook,
+a worker of the scorecard) asking for the same result says so on stderr, waits, and loads it.
+
 A damaged entry (changed at any byte, truncated, or of an older format) is recomputed with a
 warning, never loaded. When the cache cannot be written (a read-only folder, ``BNGUIDE_CACHE``
 under a regular file) the computed result is still returned, with one warning. Temporary files
@@ -226,14 +229,25 @@ def _computing(path: Path) -> Iterator[None]:
         if fcntl is not None:
             while fd is None:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    print(
+                        f"bnguide cache: another process is computing {path.stem}; waiting "
+                        "for its result.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    fcntl.flock(fd, fcntl.LOCK_EX)
                 with contextlib.suppress(FileNotFoundError):
                     if os.fstat(fd).st_ino == os.stat(lock).st_ino:
                         break  # the lock file still in place: this process holds it
                 os.close(fd)  # removed by the previous holder: take the new one
                 fd = None
-    except OSError:
-        fd = None  # an unwritable cache: compute unlocked (storing the result will warn)
+    except OSError:  # an unwritable cache: compute unlocked (storing the result will warn)
+        if fd is not None:
+            os.close(fd)
+        fd = None
     try:
         yield
     finally:

@@ -174,12 +174,19 @@ def run(config):
     with open(os.environ["CALLS_FILE"], "a") as f:
         f.write(f"{os.getpid()}\\n")
     time.sleep(float(os.environ["SLEEP_S"]))
+    arrived = os.environ.get("ARRIVED")  # wait until every caller has asked for the result
+    while arrived and len(os.listdir(arrived)) < int(os.environ["CALLERS"]):
+        time.sleep(0.05)
+    time.sleep(2 if arrived else 0)  # time for the last one to arrive to reach the lock
     return {"value": 7}
 """
 
 
 def _call(module):  # in a child process: cached_run of the module's slow experiment
     experiment = importlib.import_module(module)
+    cache.cache_key(experiment.run, experiment.Config())  # the slow part before the lock
+    if os.environ.get("ARRIVED"):  # say "I am asking now" (read by the slow run)
+        (Path(os.environ["ARRIVED"]) / str(os.getpid())).touch()
     return cache.cached_run(experiment.run, experiment.Config())
 
 
@@ -191,13 +198,21 @@ def slow_experiment(tmp_path, monkeypatch):
     return tmp_path / "calls.txt"
 
 
-def test_processes_asking_for_one_result_at_once_compute_it_once(slow_experiment, monkeypatch):
-    monkeypatch.setenv("SLEEP_S", "1")
+def test_processes_asking_for_one_result_at_once_compute_it_once(
+    slow_experiment, monkeypatch, tmp_path, capfd
+):
+    # The run ends only once all three have asked: the other two ask while it computes.
+    (tmp_path / "arrived").mkdir()
+    monkeypatch.setenv("ARRIVED", str(tmp_path / "arrived"))
+    monkeypatch.setenv("CALLERS", "3")
+    monkeypatch.setenv("SLEEP_S", "0")
     out = run_children(_call, [("slow_toy_experiment",)] * 3)
     out.check("A process asking for the result")
     assert [out.values[i] for i in range(3)] == [{"value": 7}] * 3
     assert len(slow_experiment.read_text().splitlines()) == 1  # one of them computed it
     assert [p.suffix for p in cache.cache_dir().iterdir()] == [".npz"]  # no lock file left
+    waiting = capfd.readouterr().err.count("another process is computing slow_toy_experiment-")
+    assert waiting >= 2, waiting  # the other two said why they waited (once or more each)
 
 
 def test_a_killed_computation_releases_its_lock(slow_experiment, monkeypatch):
