@@ -8,7 +8,7 @@ arrays plus JSON with a checksum (:mod:`bnguide.results`, never pickles) in
 :func:`clear_cache`; set ``BNGUIDE_NO_CACHE=1`` to bypass it.
 
 While a process computes a result it holds a lock on it: another process (a second notebook,
-a worker of the scorecard) asking for the same result says so on stderr, waits, and loads it.
+a worker of the scorecard) asking for the same result waits for it and loads it.
 
 A damaged entry (changed at any byte, truncated, or of an older format) is recomputed with a
 warning, never loaded. When the cache cannot be written (a read-only folder, ``BNGUIDE_CACHE``
@@ -229,16 +229,9 @@ def _computing(path: Path) -> Iterator[None]:
         if fcntl is not None:
             while fd is None:
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    print(
-                        f"bnguide cache: another process is computing {path.stem}; waiting "
-                        "for its result.",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                    fcntl.flock(fd, fcntl.LOCK_EX)
+                # Silent while it waits: a message would land in the outputs of the
+                # book's pages whenever two of them happen to need one result.
+                fcntl.flock(fd, fcntl.LOCK_EX)
                 with contextlib.suppress(FileNotFoundError):
                     if os.fstat(fd).st_ino == os.stat(lock).st_ino:
                         break  # the lock file still in place: this process holds it

@@ -199,7 +199,7 @@ def slow_experiment(tmp_path, monkeypatch):
 
 
 def test_processes_asking_for_one_result_at_once_compute_it_once(
-    slow_experiment, monkeypatch, tmp_path, capfd
+    slow_experiment, monkeypatch, tmp_path
 ):
     # The run ends only once all three have asked: the other two ask while it computes.
     (tmp_path / "arrived").mkdir()
@@ -211,8 +211,6 @@ def test_processes_asking_for_one_result_at_once_compute_it_once(
     assert [out.values[i] for i in range(3)] == [{"value": 7}] * 3
     assert len(slow_experiment.read_text().splitlines()) == 1  # one of them computed it
     assert [p.suffix for p in cache.cache_dir().iterdir()] == [".npz"]  # no lock file left
-    waiting = capfd.readouterr().err.count("another process is computing slow_toy_experiment-")
-    assert waiting >= 2, waiting  # the other two said why they waited (once or more each)
 
 
 def test_a_killed_computation_releases_its_lock(slow_experiment, monkeypatch):
